@@ -1,0 +1,58 @@
+# Quick start: `make run` (everything, on generated sample data) and `make test`.
+SHELL := /bin/bash
+PYTHON_BIN ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+DELTA_VERSION := 4.3.0
+JARS_DIR := jars
+SCALE ?= 0.05
+SEED ?= 20221001
+YEARS ?= 2017,2018,2019,2020
+SAMPLE_DIR := data/sample/scale-$(SCALE)
+INPUT ?= $(SAMPLE_DIR)
+OUTPUT ?= data/output
+CONFIG ?= conf
+
+.PHONY: setup data run test dist lint bench clean
+
+setup: $(VENV)/.installed $(JARS_DIR)/.fetched
+
+$(VENV)/.installed: requirements.txt setup.py
+	$(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+# Delta's jars are not in the pip wheel; fetch them once with Maven so no run needs Ivy.
+$(JARS_DIR)/.fetched:
+	mkdir -p $(JARS_DIR)
+	for artifact in io.delta:delta-spark_2.13:$(DELTA_VERSION):jar io.delta:delta-storage:$(DELTA_VERSION):jar; do \
+	  mvn --batch-mode --quiet dependency:copy -Dartifact=$$artifact -DoutputDirectory=$(JARS_DIR) || exit 1; \
+	done
+	touch $@
+
+data: $(SAMPLE_DIR)/.generated
+
+$(SAMPLE_DIR)/.generated: | setup
+	$(PY) jobs/generate_sample_data.py --output $(SAMPLE_DIR) --scale $(SCALE) --seed $(SEED) --config $(CONFIG)
+	touch $@
+
+# Sample data is generated only when no INPUT was given.
+run: setup $(if $(filter $(SAMPLE_DIR),$(INPUT)),data)
+	$(PY) jobs/run_pipeline.py --input $(INPUT) --output $(OUTPUT) --years $(YEARS) --config $(CONFIG)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+dist: setup
+	rm -rf dist && mkdir -p dist
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
+	zip -q -r dist/onderwijsscore.zip lib -x '*__pycache__*'
+	cp jobs/*.py dist/
+
+lint: setup
+	$(VENV)/bin/ruff check lib jobs tests
+	$(VENV)/bin/ruff format --check lib jobs tests
+
+clean:
+	rm -rf $(VENV) $(JARS_DIR) data dist build *.egg-info

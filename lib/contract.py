@@ -1,0 +1,330 @@
+"""The input contract: table definitions, readers and schema enforcement.
+
+Every table of the contract is read from one folder under the input root (Parquet,
+Delta or CSV with header), checked against its definition and returned with canonical
+types. A table that breaks the contract stops the run with a `ContractError` naming
+table, column, rule and number of offending rows; row content (ids) never appears.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark import StorageLevel
+from pyspark.sql import Column as SparkColumn
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+EDUCATION_LEVELS = (
+    "basis",
+    "vmbo_bk_mbo1",
+    "vmbo_gt",
+    "mbo23",
+    "mbo4",
+    "havo_vwo",
+    "hbo_wo_bachelor",
+    "hbo_wo_master",
+)
+ORIGIN_GROUPS = ("nl", "eu15_west", "other", "new_eu", "north_africa", "east_asia", "sur_ant", "turkey")
+DURATION_CLASSES = ("0_5", "5_10", "10_plus")
+PROGRAMMES = ("vmbo_bk", "vmbo_gt", "pro", "havo", "vwo", "other")
+SHRINK_TYPES = ("krimp", "anticipeer")
+
+MONEY = T.DecimalType(18, 2)
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+@dataclass(frozen=True)
+class Col:
+    name: str
+    kind: str  # int | str | bool | date | decimal
+    nullable: bool = False
+    domain: tuple[str, ...] | None = None
+    min: int | None = None
+    max: int | None = None
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class TableDef:
+    name: str
+    columns: tuple[Col, ...]
+    key: tuple[str, ...] = ()
+    non_empty: bool = True
+
+
+def _postcode(name: str, nullable: bool = False) -> Col:
+    return Col(name, "str", nullable=nullable, pattern=r"^[0-9]{4}$")
+
+
+CONTRACT: dict[str, TableDef] = {
+    t.name: t
+    for t in (
+        TableDef(
+            "enrolment",
+            (
+                Col("year", "int"),
+                Col("student_id", "str"),
+                Col("school_id", "str"),
+                Col("programme", "str", domain=PROGRAMMES),
+                Col("grade", "int", min=1, max=6),
+                Col("funded", "bool"),
+            ),
+            key=("year", "student_id"),
+        ),
+        TableDef(
+            "persons",
+            (
+                Col("person_id", "str"),
+                Col("birth_year", "int"),
+                Col("sex", "str", domain=("m", "f")),
+                Col("origin_group", "str", nullable=True, domain=ORIGIN_GROUPS),
+            ),
+            key=("person_id",),
+        ),
+        TableDef(
+            "parents",
+            (Col("child_id", "str"), Col("father_id", "str", nullable=True), Col("mother_id", "str", nullable=True)),
+            key=("child_id",),
+        ),
+        TableDef(
+            "education",
+            (
+                Col("year", "int"),
+                Col("person_id", "str"),
+                Col("education_level", "str", nullable=True, domain=EDUCATION_LEVELS),
+            ),
+            key=("year", "person_id"),
+            non_empty=False,
+        ),
+        TableDef(
+            "income",
+            (
+                Col("year", "int"),
+                Col("person_id", "str"),
+                Col("income_percentile", "int", nullable=True, min=1, max=100),
+            ),
+            key=("year", "person_id"),
+            non_empty=False,
+        ),
+        TableDef(
+            "residence_duration",
+            (Col("year", "int"), Col("person_id", "str"), Col("duration_class", "str", domain=DURATION_CLASSES)),
+            key=("year", "person_id"),
+            non_empty=False,
+        ),
+        TableDef(
+            "wsnp",
+            (Col("person_id", "str"), Col("start_date", "date"), Col("end_date", "date", nullable=True)),
+            non_empty=False,
+        ),
+        TableDef(
+            "asylum",
+            (Col("person_id", "str"), Col("registration_date", "date")),
+            key=("person_id",),
+            non_empty=False,
+        ),
+        TableDef(
+            "addresses",
+            (Col("year", "int"), Col("person_id", "str"), _postcode("postcode", nullable=True)),
+            key=("year", "person_id"),
+            non_empty=False,
+        ),
+        TableDef(
+            "schools",
+            (
+                Col("year", "int"),
+                Col("school_id", "str"),
+                Col("board_id", "str", nullable=True),
+                _postcode("postcode"),
+                Col("rsvo", "bool"),
+                Col("swv_override", "str", nullable=True),
+            ),
+            key=("year", "school_id"),
+        ),
+        TableDef("swv_postcodes", (_postcode("postcode"), Col("swv_id", "str")), key=("postcode",)),
+        TableDef(
+            "swv",
+            (
+                Col("swv_id", "str"),
+                Col("name", "str"),
+                Col("shrink_region", "str", nullable=True),
+                Col("shrink_type", "str", nullable=True, domain=SHRINK_TYPES),
+            ),
+            key=("swv_id",),
+        ),
+        TableDef(
+            "budgets",
+            (
+                Col("year", "int"),
+                Col("lwoo_budget", "decimal", nullable=True),
+                Col("pro_onderwijskansen_budget", "decimal", nullable=True),
+            ),
+            key=("year",),
+        ),
+        TableDef(
+            "swv_budgets",
+            (
+                Col("year", "int"),
+                Col("swv_id", "str"),
+                Col("regional_support", "decimal"),
+                Col("pro_budget", "decimal"),
+                Col("current_lwoo_budget", "decimal"),
+            ),
+            key=("year", "swv_id"),
+        ),
+    )
+}
+
+_CANONICAL = {"int": T.IntegerType(), "str": T.StringType(), "bool": T.BooleanType(), "date": T.DateType(), "decimal": MONEY}
+_ACCEPTED = {
+    "int": (T.ByteType, T.ShortType, T.IntegerType, T.LongType),
+    "str": (T.StringType, T.VarcharType, T.CharType),
+    "bool": (T.BooleanType,),
+    "date": (T.DateType,),
+    "decimal": (T.DecimalType, T.ByteType, T.ShortType, T.IntegerType, T.LongType),
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    table: str
+    column: str
+    rule: str
+    rows: int
+
+    def __str__(self) -> str:
+        return f"table {self.table}, column {self.column}: {self.rule} ({self.rows} rows)"
+
+
+class ContractError(ValueError):
+    """Input that breaks the contract; the message names table, column, rule and count."""
+
+    def __init__(self, violations: list[Violation]):
+        self.violations = violations
+        lines = "\n".join(f"  - {v}" for v in violations)
+        super().__init__(f"input breaks the contract ({len(violations)} violations):\n{lines}")
+
+
+def detect_format(folder: Path) -> str:
+    if (folder / "_delta_log").is_dir():
+        return "delta"
+    if any(folder.rglob("*.parquet")):
+        return "parquet"
+    if any(folder.rglob("*.csv")):
+        return "csv"
+    raise ContractError([Violation(folder.name, "*", "no Parquet, Delta or CSV files found in the table folder", 0)])
+
+
+def read_raw(spark: SparkSession, folder: Path, fmt: str = "auto") -> DataFrame:
+    fmt = detect_format(folder) if fmt == "auto" else fmt
+    if fmt == "csv":
+        # Every CSV column arrives as a string and is cast by the contract.
+        return spark.read.option("header", True).option("inferSchema", False).csv(str(folder))
+    return spark.read.format(fmt).load(str(folder))
+
+
+def _typed(col: Col, source: T.DataType) -> tuple[SparkColumn, SparkColumn | None]:
+    """The canonical value of a column and, when it needs parsing, the condition that it failed.
+
+    Returns (value, failed) where `failed` is None when the physical type cannot fail
+    (no parsing), or a boolean column that is true where a non-null input did not parse.
+    """
+    raw = F.col(col.name)
+    target = _CANONICAL[col.kind]
+    if isinstance(source, _ACCEPTED[col.kind]):
+        if col.kind == "int" and isinstance(source, T.LongType):
+            fits = raw.between(*_INT32)
+            return F.when(fits, raw.cast(target)), raw.isNotNull() & ~fits
+        return raw.cast(target), None
+    if isinstance(source, T.StringType):
+        trimmed = F.trim(raw)
+        value = (F.lower(trimmed) if col.kind == "bool" else trimmed).try_cast(target)
+        if col.kind == "int":
+            # Reject fractional or out-of-range text rather than truncating it.
+            value = F.when(trimmed.rlike(r"^[+-]?[0-9]+$"), value)
+        return value, raw.isNotNull() & (trimmed != "") & value.isNull()
+    return F.lit(None).cast(target), raw.isNotNull()
+
+
+def validate(table: TableDef, raw: DataFrame) -> tuple[DataFrame, list[Violation]]:
+    """Cast a raw table to its canonical schema and list what breaks the contract.
+
+    All per-column rules are counted in one aggregation; key uniqueness in a second.
+    """
+    present = {f.name: f.dataType for f in raw.schema.fields}
+    missing = [c for c in table.columns if c.name not in present]
+    violations = [Violation(table.name, c.name, "column missing", 0) for c in missing]
+    if missing:
+        return raw, violations
+
+    typed_cols, parse_flags, checks = [], [], []
+    for col in table.columns:
+        value, failed = _typed(col, present[col.name])
+        typed_cols.append(value.alias(col.name))
+        if failed is not None:
+            flag = f"_parse_failed_{col.name}"
+            parse_flags.append(failed.alias(flag))
+            kind = "string" if col.kind == "str" else col.kind
+            checks.append((col.name, f"wrong type: not a valid {kind} (found {present[col.name].simpleString()})", F.col(flag)))
+    # Parse failures are flagged on the raw values, the other rules judge the typed values;
+    # both are counted in one pass over the persisted frame the stages go on to use.
+    checked = raw.select(*typed_cols, *parse_flags).persist(StorageLevel.MEMORY_AND_DISK)
+    typed = checked.select(*[c.name for c in table.columns])
+    parse_flagged = {name for name, _, _ in checks}
+
+    for col in table.columns:
+        c = F.col(col.name)
+        if not col.nullable:
+            unparsed = F.col(f"_parse_failed_{col.name}") if col.name in parse_flagged else F.lit(False)
+            checks.append((col.name, "null not allowed", c.isNull() & ~unparsed))
+        if col.domain:
+            checks.append((col.name, f"code not in {list(col.domain)}", c.isNotNull() & ~c.isin(*col.domain)))
+        if col.min is not None:
+            checks.append((col.name, f"value outside [{col.min}, {col.max}]", ~c.between(col.min, col.max)))
+        if col.pattern:
+            checks.append((col.name, f"value does not match {col.pattern}", ~c.rlike(col.pattern)))
+
+    counts = checked.agg(
+        F.count(F.lit(1)).alias("_rows"),
+        *[F.count_if(F.coalesce(cond, F.lit(False))).alias(f"c{i}") for i, (_, _, cond) in enumerate(checks)],
+    ).first()
+    for i, (name, rule, _) in enumerate(checks):
+        if counts[f"c{i}"]:
+            violations.append(Violation(table.name, name, rule, counts[f"c{i}"]))
+
+    if table.non_empty and counts["_rows"] == 0:
+        violations.append(Violation(table.name, "*", "table is empty", 0))
+    if table.key:
+        duplicated = (
+            typed.groupBy(*table.key).count().where("count > 1").agg(F.coalesce(F.sum("count"), F.lit(0))).first()[0]
+        )
+        if duplicated:
+            violations.append(Violation(table.name, ",".join(table.key), "key not unique (rows sharing a key)", duplicated))
+    return typed, violations
+
+
+def read_inputs(
+    spark: SparkSession, input_root: str | Path, fmt: str = "auto", tables: tuple[str, ...] | None = None
+) -> dict[str, DataFrame]:
+    """Read and validate every contract table; raise one `ContractError` listing all violations.
+
+    Validated frames are persisted: the checks' scan fills the cache the stages reuse.
+    `--years` filtering is the caller's: the whole input is checked.
+    """
+    root = Path(input_root)
+    frames: dict[str, DataFrame] = {}
+    violations: list[Violation] = []
+    for name in tables or tuple(CONTRACT):
+        folder = root / name
+        if not folder.is_dir():
+            violations.append(Violation(name, "*", f"table missing (no folder {folder})", 0))
+            continue
+        typed, found = validate(CONTRACT[name], read_raw(spark, folder, fmt))
+        violations.extend(found)
+        frames[name] = typed
+    if violations:
+        raise ContractError(violations)
+    return frames

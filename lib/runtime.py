@@ -1,0 +1,127 @@
+"""Configuration loading and the SparkSession factory.
+
+`conf/` holds every choice the spec leaves open; this module reads it once into a
+`Config` (raw YAML plus a stable hash for the run record) and builds the session.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+from pyspark.sql import SparkSession
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONF_DIR = PROJECT_ROOT / "conf"
+
+log = logging.getLogger("onderwijsscore")
+
+
+@dataclass(frozen=True)
+class Config:
+    """All YAML files of a conf directory, keyed by their path without `.yaml`
+    (`spark`, `pipeline`, `models/pro`, ...)."""
+
+    conf_dir: Path
+    files: dict[str, Any]
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self.files[name]
+        except KeyError:
+            raise KeyError(f"config file {name}.yaml not found in {self.conf_dir}") from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.files.get(name, default)
+
+    @property
+    def hash(self) -> str:
+        """sha256 over the parsed content, independent of file order and formatting."""
+        canonical = json.dumps(self.files, sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def with_overrides(self, name: str, **values: Any) -> "Config":
+        """A copy with top-level keys of one file replaced (tests, CLI flags)."""
+        files = dict(self.files)
+        files[name] = {**files.get(name, {}), **values}
+        return Config(self.conf_dir, files)
+
+
+def load_config(conf_dir: str | os.PathLike | None = None) -> Config:
+    root = Path(conf_dir or DEFAULT_CONF_DIR)
+    if not root.is_dir():
+        raise FileNotFoundError(f"config directory {root} does not exist")
+    files = {}
+    for path in sorted(root.rglob("*.yaml")):
+        with path.open() as handle:
+            files[str(path.relative_to(root).with_suffix(""))] = yaml.safe_load(handle) or {}
+    return Config(root, files)
+
+
+def delta_jars(config: Config) -> list[str]:
+    """The Delta jars to put on the classpath when this process starts the JVM."""
+    jars_dir = Path(os.environ.get("DELTA_JARS_DIR") or config["spark"]["delta_jars_dir"])
+    if not jars_dir.is_absolute():
+        jars_dir = PROJECT_ROOT / jars_dir
+    jars = sorted(glob.glob(str(jars_dir / "*.jar")))
+    if not jars:
+        raise FileNotFoundError(
+            f"no Delta jars in {jars_dir}: run `make setup` (fetches them with Maven) or set "
+            "DELTA_JARS_DIR / conf/spark.yaml delta_jars_dir to where your administrator put them"
+        )
+    return jars
+
+
+def under_spark_submit() -> bool:
+    """True when spark-submit launched the JVM (it then owns master, memory and jars)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def build_session(config: Config, app_name: str, overrides: dict[str, str] | None = None) -> SparkSession:
+    spark_conf = config["spark"]
+    settings: dict[str, Any] = dict(spark_conf.get("always", {}))
+    if not under_spark_submit():
+        settings.update(spark_conf.get("local", {}))
+        settings["spark.jars"] = ",".join(delta_jars(config))
+    settings.update(overrides or {})
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in settings.items():
+        builder = builder.config(key, str(value))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+    )
+
+
+@contextmanager
+def stage(name: str, counts: dict[str, int] | None = None) -> Iterator[dict[str, int]]:
+    """Log a stage's start, end and duration, and the row counts the stage fills in.
+
+    Only counts and names are logged, never row content, so no id reaches a log.
+    """
+    counts = counts if counts is not None else {}
+    log.info("stage %s: start", name)
+    started = time.monotonic()
+    try:
+        yield counts
+    except Exception:
+        log.error("stage %s: failed after %.1fs", name, time.monotonic() - started)
+        raise
+    summary = ", ".join(f"{key}={value}" for key, value in counts.items())
+    log.info("stage %s: done in %.1fs%s", name, time.monotonic() - started, f" ({summary})" if summary else "")

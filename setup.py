@@ -1,0 +1,20 @@
+"""Installable package: `lib` holds all logic; `make dist` builds the zip for --py-files."""
+
+from pathlib import Path
+
+from setuptools import setup
+
+requirements = [
+    line.split("#")[0].strip()
+    for line in Path(__file__).with_name("requirements.txt").read_text().splitlines()
+    if line.split("#")[0].strip() and not line.startswith(("pytest", "ruff"))
+]
+
+setup(
+    name="onderwijsscore",
+    version="0.1.0",
+    description="Dutch education-funding indicators (lwoo, praktijkonderwijs) from register microdata, on Spark and Delta",
+    python_requires=">=3.11,<3.12",
+    packages=["lib"],
+    install_requires=requirements,
+)
