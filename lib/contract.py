@@ -178,7 +178,13 @@ CONTRACT: dict[str, TableDef] = {
     )
 }
 
-_CANONICAL = {"int": T.IntegerType(), "str": T.StringType(), "bool": T.BooleanType(), "date": T.DateType(), "decimal": MONEY}
+_CANONICAL = {
+    "int": T.IntegerType(),
+    "str": T.StringType(),
+    "bool": T.BooleanType(),
+    "date": T.DateType(),
+    "decimal": MONEY,
+}
 _ACCEPTED = {
     "int": (T.ByteType, T.ShortType, T.IntegerType, T.LongType),
     "str": (T.StringType, T.VarcharType, T.CharType),
@@ -268,7 +274,9 @@ def validate(table: TableDef, raw: DataFrame) -> tuple[DataFrame, list[Violation
             flag = f"_parse_failed_{col.name}"
             parse_flags.append(failed.alias(flag))
             kind = "string" if col.kind == "str" else col.kind
-            checks.append((col.name, f"wrong type: not a valid {kind} (found {present[col.name].simpleString()})", F.col(flag)))
+            checks.append(
+                (col.name, f"wrong type: not a valid {kind} (found {present[col.name].simpleString()})", F.col(flag))
+            )
     # Parse failures are flagged on the raw values, the other rules judge the typed values;
     # both are counted in one pass over the persisted frame the stages go on to use.
     checked = raw.select(*typed_cols, *parse_flags).persist(StorageLevel.MEMORY_AND_DISK)
@@ -302,7 +310,9 @@ def validate(table: TableDef, raw: DataFrame) -> tuple[DataFrame, list[Violation
             typed.groupBy(*table.key).count().where("count > 1").agg(F.coalesce(F.sum("count"), F.lit(0))).first()[0]
         )
         if duplicated:
-            violations.append(Violation(table.name, ",".join(table.key), "key not unique (rows sharing a key)", duplicated))
+            violations.append(
+                Violation(table.name, ",".join(table.key), "key not unique (rows sharing a key)", duplicated)
+            )
     return typed, violations
 
 

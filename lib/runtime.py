@@ -12,10 +12,11 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 from pyspark.sql import SparkSession
@@ -49,7 +50,7 @@ class Config:
         canonical = json.dumps(self.files, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def with_overrides(self, name: str, **values: Any) -> "Config":
+    def with_overrides(self, name: str, **values: Any) -> Config:
         """A copy with top-level keys of one file replaced (tests, CLI flags)."""
         files = dict(self.files)
         files[name] = {**files.get(name, {}), **values}
