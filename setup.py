@@ -1,5 +1,6 @@
 """Installable package: `lib` holds all logic; `make dist` builds the zip for --py-files."""
 
+import re
 from pathlib import Path
 
 from setuptools import setup
@@ -12,7 +13,7 @@ requirements = [
 
 setup(
     name="onderwijsscore",
-    version="0.1.0",
+    version=re.search(r"__version__ = \"(.+)\"", Path(__file__).with_name("lib").joinpath("__init__.py").read_text())[1],
     description="Dutch education-funding indicators (lwoo, praktijkonderwijs) from register microdata, on Spark and Delta",
     python_requires=">=3.11,<3.12",
     packages=["lib"],

@@ -17,6 +17,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lib.errors import PipelineError
+
 EDUCATION_LEVELS = (
     "basis",
     "vmbo_bk_mbo1",
@@ -205,7 +207,7 @@ class Violation:
         return f"table {self.table}, column {self.column}: {self.rule} ({self.rows} rows)"
 
 
-class ContractError(ValueError):
+class ContractError(PipelineError):
     """Input that breaks the contract; the message names table, column, rule and count."""
 
     def __init__(self, violations: list[Violation]):
@@ -224,19 +226,19 @@ def detect_format(folder: Path) -> str:
     raise ContractError([Violation(folder.name, "*", "no Parquet, Delta or CSV files found in the table folder", 0)])
 
 
-def read_raw(spark: SparkSession, folder: Path, fmt: str = "auto") -> DataFrame:
-    fmt = detect_format(folder) if fmt == "auto" else fmt
+def read_raw(spark: SparkSession, folder: Path, fmt: str) -> DataFrame:
     if fmt == "csv":
-        # Every CSV column arrives as a string and is cast by the contract.
+        # Every CSV column arrives as a string and is parsed by the contract.
         return spark.read.option("header", True).option("inferSchema", False).csv(str(folder))
     return spark.read.format(fmt).load(str(folder))
 
 
-def _typed(col: Col, source: T.DataType) -> tuple[SparkColumn, SparkColumn | None]:
+def _typed(col: Col, source: T.DataType, from_text: bool) -> tuple[SparkColumn, SparkColumn | None]:
     """The canonical value of a column and, when it needs parsing, the condition that it failed.
 
-    Returns (value, failed) where `failed` is None when the physical type cannot fail
-    (no parsing), or a boolean column that is true where a non-null input did not parse.
+    Returns (value, failed) where `failed` is None when the physical type cannot fail,
+    or a boolean column that is true where a non-null input is not a valid value. Text is
+    parsed only when it comes from CSV: a typed format must carry the contract's types.
     """
     raw = F.col(col.name)
     target = _CANONICAL[col.kind]
@@ -245,7 +247,7 @@ def _typed(col: Col, source: T.DataType) -> tuple[SparkColumn, SparkColumn | Non
             fits = raw.between(*_INT32)
             return F.when(fits, raw.cast(target)), raw.isNotNull() & ~fits
         return raw.cast(target), None
-    if isinstance(source, T.StringType):
+    if from_text and isinstance(source, T.StringType):
         trimmed = F.trim(raw)
         value = (F.lower(trimmed) if col.kind == "bool" else trimmed).try_cast(target)
         if col.kind == "int":
@@ -255,20 +257,21 @@ def _typed(col: Col, source: T.DataType) -> tuple[SparkColumn, SparkColumn | Non
     return F.lit(None).cast(target), raw.isNotNull()
 
 
-def validate(table: TableDef, raw: DataFrame) -> tuple[DataFrame, list[Violation]]:
+def validate(table: TableDef, raw: DataFrame, from_text: bool = False) -> tuple[DataFrame, list[Violation], int]:
     """Cast a raw table to its canonical schema and list what breaks the contract.
 
     All per-column rules are counted in one aggregation; key uniqueness in a second.
+    Returns the typed frame, the violations and the number of rows.
     """
     present = {f.name: f.dataType for f in raw.schema.fields}
     missing = [c for c in table.columns if c.name not in present]
     violations = [Violation(table.name, c.name, "column missing", 0) for c in missing]
     if missing:
-        return raw, violations
+        return raw, violations, 0
 
     typed_cols, parse_flags, checks = [], [], []
     for col in table.columns:
-        value, failed = _typed(col, present[col.name])
+        value, failed = _typed(col, present[col.name], from_text)
         typed_cols.append(value.alias(col.name))
         if failed is not None:
             flag = f"_parse_failed_{col.name}"
@@ -313,12 +316,21 @@ def validate(table: TableDef, raw: DataFrame) -> tuple[DataFrame, list[Violation
             violations.append(
                 Violation(table.name, ",".join(table.key), "key not unique (rows sharing a key)", duplicated)
             )
-    return typed, violations
+    return typed, violations, counts["_rows"]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    frames: dict[str, DataFrame]
+    row_counts: dict[str, int]
+
+    def __getitem__(self, table: str) -> DataFrame:
+        return self.frames[table]
 
 
 def read_inputs(
     spark: SparkSession, input_root: str | Path, fmt: str = "auto", tables: tuple[str, ...] | None = None
-) -> dict[str, DataFrame]:
+) -> Inputs:
     """Read and validate every contract table; raise one `ContractError` listing all violations.
 
     Validated frames are persisted: the checks' scan fills the cache the stages reuse.
@@ -326,15 +338,17 @@ def read_inputs(
     """
     root = Path(input_root)
     frames: dict[str, DataFrame] = {}
+    row_counts: dict[str, int] = {}
     violations: list[Violation] = []
     for name in tables or tuple(CONTRACT):
         folder = root / name
         if not folder.is_dir():
             violations.append(Violation(name, "*", f"table missing (no folder {folder})", 0))
             continue
-        typed, found = validate(CONTRACT[name], read_raw(spark, folder, fmt))
+        table_format = detect_format(folder) if fmt == "auto" else fmt
+        typed, found, rows = validate(CONTRACT[name], read_raw(spark, folder, table_format), table_format == "csv")
         violations.extend(found)
-        frames[name] = typed
+        frames[name], row_counts[name] = typed, rows
     if violations:
         raise ContractError(violations)
-    return frames
+    return Inputs(frames, row_counts)

@@ -1,0 +1,43 @@
+"""spark-submit entry point: the whole pipeline from input tables to Delta outputs.
+
+    spark-submit --py-files dist/onderwijsscore.zip --jars <delta jars> \
+        jobs/run_pipeline.py --input IN --output OUT [--years 2019,2020] [--config conf]
+"""
+
+import argparse
+import logging
+import sys
+
+from lib import pipeline
+from lib.errors import PipelineError
+from lib.runtime import build_session, configure_logging, load_config
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", required=True, help="input root: one folder per contract table")
+    parser.add_argument("--output", required=True, help="output root: restricted/ and export/ Delta tables")
+    parser.add_argument("--years", help="comma-separated teldatum years (default: conf/pipeline.yaml)")
+    parser.add_argument("--config", help="config directory (default: the project's conf/)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    configure_logging()
+    config = load_config(args.config)
+    years = [int(y) for y in args.years.split(",")] if args.years else None
+    settings = pipeline.RunSettings.from_config(config, args.input, args.output, years)
+    spark = build_session(config, "onderwijsscore-pipeline")
+    try:
+        pipeline.run(spark, config, settings)
+    except PipelineError as error:
+        logging.getLogger("onderwijsscore").error("run stopped: %s", error)
+        return 2
+    finally:
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

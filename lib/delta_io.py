@@ -1,0 +1,85 @@
+"""Delta writing shared by every job: partitioned slices replaced with `replaceWhere`.
+
+A slice is the set of partition values a run writes (e.g. years × scenarios). Writing
+it replaces exactly those partitions, so a rerun is idempotent and other slices are
+untouched. Tables stay readable by delta-rs: deletion vectors are off (session default
+in conf/spark.yaml), no column mapping, and timestamps are written as TIMESTAMP (LTZ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+READER_SAFE_PROPERTIES = {
+    "delta.enableDeletionVectors": "false",
+    "delta.columnMapping.mode": "none",
+}
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, bool | int):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    raise TypeError(f"unsupported partition value type {type(value).__name__}")
+
+
+def slice_predicate(slice_values: Mapping[str, Sequence[object]]) -> str:
+    """`year IN (2019, 2020) AND scenario IN ('a', 'b')` for the partitions being written."""
+    if not slice_values or any(len(values) == 0 for values in slice_values.values()):
+        raise ValueError("a slice needs at least one value for every partition column")
+    return " AND ".join(
+        f"`{column}` IN ({', '.join(_literal(v) for v in sorted(set(values)))})"
+        for column, values in slice_values.items()
+    )
+
+
+def _check_reader_safe(df: DataFrame, table: str) -> None:
+    ntz = [f.name for f in df.schema.fields if isinstance(f.dataType, T.TimestampNTZType)]
+    if ntz:
+        raise TypeError(f"table {table}: TIMESTAMP_NTZ columns {ntz} are not readable by every Delta reader")
+
+
+def write_slice(df: DataFrame, path: str | Path, slice_values: Mapping[str, Sequence[object]]) -> int:
+    """Replace the slice `slice_values` of the Delta table at `path` with `df`; return the new version.
+
+    The partition columns are the slice's keys, in order. Delta checks that every row
+    of `df` lies inside the slice, so a bug cannot overwrite a neighbouring slice.
+    """
+    path = str(path)
+    _check_reader_safe(df, path)
+    writer = (
+        df.write.format("delta")
+        .mode("overwrite")
+        .partitionBy(*slice_values.keys())
+        .option("replaceWhere", slice_predicate(slice_values))
+    )
+    for key, value in READER_SAFE_PROPERTIES.items():
+        writer = writer.option(key, value)
+    writer.save(path)
+    return table_version(df.sparkSession, path)
+
+
+def append(df: DataFrame, path: str | Path) -> int:
+    """Append rows to an unpartitioned Delta table (the run record); return the new version."""
+    path = str(path)
+    _check_reader_safe(df, path)
+    writer = df.write.format("delta").mode("append")
+    for key, value in READER_SAFE_PROPERTIES.items():
+        writer = writer.option(key, value)
+    writer.save(path)
+    return table_version(df.sparkSession, path)
+
+
+def table_version(spark: SparkSession, path: str | Path) -> int:
+    from delta.tables import DeltaTable
+
+    return DeltaTable.forPath(spark, str(path)).history(1).select("version").first()[0]
+
+
+def read_table(spark: SparkSession, path: str | Path) -> DataFrame:
+    return spark.read.format("delta").load(str(path))

@@ -1,0 +1,100 @@
+"""`export/runs`: one row per run, the audit trail of what produced the outputs.
+
+Holds only counts, hashes, versions and rule outcomes: never row content or ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from lib import __version__
+from lib.runtime import PROJECT_ROOT
+
+RUNS_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("status", T.StringType(), False),
+        T.StructField("started_at", T.TimestampType(), False),
+        T.StructField("ended_at", T.TimestampType(), False),
+        T.StructField("code_version", T.StringType(), False),
+        T.StructField("config_hash", T.StringType(), False),
+        T.StructField("input_fingerprint", T.StringType(), False),
+        T.StructField("years", T.ArrayType(T.IntegerType()), False),
+        T.StructField("row_counts", T.MapType(T.StringType(), T.LongType()), False),
+        T.StructField("delta_versions", T.MapType(T.StringType(), T.LongType()), False),
+        T.StructField("data_quality", T.StringType(), True),
+        T.StructField("disclosure", T.StringType(), True),
+        T.StructField("model_fit", T.StringType(), True),
+        T.StructField("error", T.StringType(), True),
+    ]
+)
+
+
+def code_version() -> str:
+    """Package version plus the git commit when the code runs from a checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{__version__}+{commit}" if commit else __version__
+
+
+def input_fingerprint(input_root: str | Path) -> str:
+    """sha256 over every input file's relative path and size: cheap, reads no data."""
+    root = Path(input_root)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith((".", "_SUCCESS"))):
+        digest.update(f"{path.relative_to(root)}:{path.stat().st_size}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class RunRecord:
+    config_hash: str
+    input_fingerprint: str
+    years: list[int]
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    row_counts: dict[str, int] = field(default_factory=dict)
+    delta_versions: dict[str, int] = field(default_factory=dict)
+    data_quality: dict[str, Any] = field(default_factory=dict)
+    disclosure: dict[str, Any] = field(default_factory=dict)
+    model_fit: dict[str, Any] = field(default_factory=dict)
+
+    def to_frame(self, spark: SparkSession, status: str, error: str | None = None) -> DataFrame:
+        def as_json(value: dict[str, Any]) -> str | None:
+            return json.dumps(value, sort_keys=True, default=str) if value else None
+
+        row = (
+            self.run_id,
+            status,
+            self.started_at,
+            datetime.now(UTC),
+            code_version(),
+            self.config_hash,
+            self.input_fingerprint,
+            self.years,
+            self.row_counts,
+            self.delta_versions,
+            as_json(self.data_quality),
+            as_json(self.disclosure),
+            as_json(self.model_fit),
+            error,
+        )
+        return spark.createDataFrame([row], RUNS_SCHEMA)
