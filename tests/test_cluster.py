@@ -1,0 +1,168 @@
+"""The pipeline submitted to a real Spark standalone cluster (a master and two workers on
+127.0.0.1, started with spark-class from the installed pyspark) gives the same outputs
+as the local run."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pyspark
+import pytest
+
+from lib.delta_io import read_table
+from lib.runtime import PROJECT_ROOT, delta_jars
+
+SPARK_HOME = Path(pyspark.__file__).parent
+pytestmark = pytest.mark.cluster
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cluster_env(tmp: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SPARK_HOME": str(SPARK_HOME),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOG_DIR": str(tmp / "logs"),
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+    }
+
+
+def wait_for_workers(ui_port: int, workers: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=2) as response:
+                if json.load(response).get("aliveworkers", 0) >= workers:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{workers} workers did not register within {timeout}s")
+
+
+@pytest.fixture(scope="module")
+def standalone_cluster(tmp_path_factory):
+    """Start a master and two one-core workers; stop every process started, whatever happens."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    env = cluster_env(tmp)
+    spark_class = str(SPARK_HOME / "bin" / "spark-class")
+    port, ui_port = free_port(), free_port()
+    url = f"spark://127.0.0.1:{port}"
+    commands = [
+        [
+            spark_class,
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--webui-port",
+            str(ui_port),
+        ],
+    ] + [
+        [
+            spark_class,
+            "org.apache.spark.deploy.worker.Worker",
+            "--host",
+            "127.0.0.1",
+            "--cores",
+            "1",
+            "--memory",
+            "1500m",
+            "--webui-port",
+            str(free_port()),
+            "--work-dir",
+            str(tmp / f"work{i}"),
+            url,
+        ]
+        for i in range(2)
+    ]
+    processes = []
+    try:
+        for i, command in enumerate(commands):
+            log = open(tmp / f"daemon{i}.log", "w")  # noqa: SIM115 - closed with the process
+            processes.append(
+                subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            )
+        wait_for_workers(ui_port, workers=2)
+        yield url, ui_port, env, tmp
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def build_py_files(target: Path) -> Path:
+    """The zip `make dist` builds: the `lib` package for --py-files."""
+    return Path(shutil.make_archive(str(target / "onderwijsscore"), "zip", PROJECT_ROOT, "lib"))
+
+
+def canonical_rows(spark, path):
+    frame = read_table(spark, path).drop("run_id")
+    return sorted(tuple(str(value) for value in row) for row in frame.collect())
+
+
+def test_cluster_run_matches_local_run(spark, config, sample_input, local_run, standalone_cluster):
+    url, ui_port, env, tmp = standalone_cluster
+    local_settings, _ = local_run
+    output = tmp / "output"
+    command = [
+        str(SPARK_HOME / "bin" / "spark-submit"),
+        "--master",
+        url,
+        "--py-files",
+        str(build_py_files(tmp)),
+        "--jars",
+        ",".join(delta_jars(config)),
+        "--driver-memory",
+        "2g",
+        "--executor-memory",
+        "1g",
+        "--conf",
+        "spark.sql.shuffle.partitions=4",
+        "--conf",
+        "spark.ui.enabled=false",
+        str(PROJECT_ROOT / "jobs" / "run_pipeline.py"),
+        "--input",
+        str(sample_input),
+        "--output",
+        str(output),
+        "--years",
+        ",".join(str(y) for y in local_settings.years),
+        "--config",
+        str(config.conf_dir),
+    ]
+    result = subprocess.run(command, env=env, cwd=tmp, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-4000:]
+    with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=5) as response:
+        finished = [app["name"] for app in json.load(response)["completedapps"]]
+    assert finished == ["onderwijsscore-pipeline"], "the job did not run on the standalone cluster"
+
+    tables = sorted(
+        p.parent.relative_to(local_settings.output_root) for p in local_settings.output_root.glob("*/*/_delta_log")
+    )
+    assert tables, "the local run wrote no Delta table"
+    for table in tables:
+        if table.name == "runs":
+            continue
+        assert canonical_rows(spark, output / table) == canonical_rows(spark, local_settings.output_root / table), table
+    runs = read_table(spark, output / "export" / "runs").collect()
+    assert [row.status for row in runs] == ["succeeded"]
