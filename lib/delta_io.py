@@ -8,9 +8,11 @@ in conf/spark.yaml), no column mapping, and timestamps are written as TIMESTAMP 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
@@ -76,9 +78,20 @@ def append(df: DataFrame, path: str | Path) -> int:
 
 
 def table_version(spark: SparkSession, path: str | Path) -> int:
-    from delta.tables import DeltaTable
-
     return DeltaTable.forPath(spark, str(path)).history(1).select("version").first()[0]
+
+
+def existing_version(spark: SparkSession, path: str | Path) -> int | None:
+    """The table's current version, or None when there is no table yet."""
+    return table_version(spark, path) if DeltaTable.isDeltaTable(spark, str(path)) else None
+
+
+def restore(spark: SparkSession, path: str | Path, version: int | None) -> None:
+    """Put a table back at `version`; None means it did not exist, so it is removed."""
+    if version is None:
+        shutil.rmtree(path, ignore_errors=True)
+    elif existing_version(spark, path) != version:
+        DeltaTable.forPath(spark, str(path)).restoreToVersion(version)
 
 
 def read_table(spark: SparkSession, path: str | Path) -> DataFrame:

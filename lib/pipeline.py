@@ -1,19 +1,20 @@
 """The whole run: read and check the input, compute every stage, then write.
 
-Nothing is written before every check has passed; each stage logs its start, end,
-duration and row counts (never ids). The run is recorded in `export/runs`.
+Nothing is published before every check has passed (see lib/publication.py for how a
+run's slices become visible together); each stage logs its start, end, duration and row
+counts (never ids). The run is recorded in `export/runs`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lib import contract, delta_io
+from lib import contract, delta_io, publication
 from lib.errors import describe
 from lib.run_record import RunRecord, input_fingerprint
 from lib.runtime import Config, stage
@@ -50,16 +51,6 @@ class RunSettings:
         return self.output_root / zone / table
 
 
-@dataclass(frozen=True)
-class Output:
-    """One table slice to publish: where, which partitions, what."""
-
-    zone: str
-    table: str
-    frame: DataFrame
-    slice_values: dict[str, list]
-
-
 def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord:
     record = RunRecord(
         config_hash=config.hash,
@@ -74,13 +65,19 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
         settings.output_root,
     )
     runs_path = settings.table_path(settings.export_zone, "runs")
+    publication.recover(spark, settings.output_root)
     try:
         with stage("read and check input", record.row_counts):
             inputs = contract.read_inputs(spark, settings.input_root, settings.input_format)
             record.row_counts.update({f"input.{name}": rows for name, rows in inputs.row_counts.items()})
-        outputs = compute(spark, config, settings, inputs, record)
-        publish(outputs, settings, record)
+        outputs = [
+            replace(output, frame=output.frame.withColumn("run_id", F.lit(record.run_id)))
+            for output in compute(spark, config, settings, inputs, record)
+        ]
+        record.row_counts.update(publication.stage_outputs(outputs, settings.output_root, record.run_id))
+        record.delta_versions.update(publication.publish(spark, outputs, settings.output_root, record.run_id))
     except Exception as error:
+        publication.recover(spark, settings.output_root)  # undo a partial publication
         delta_io.append(record.to_frame(spark, "failed", describe(error)), runs_path)
         raise
     delta_io.append(record.to_frame(spark, "succeeded"), runs_path)
@@ -90,15 +87,6 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
 
 def compute(
     spark: SparkSession, config: Config, settings: RunSettings, inputs: contract.Inputs, record: RunRecord
-) -> list[Output]:
+) -> list[publication.Output]:
     """Every output slice of the run, computed (lazily) from the checked input."""
     return []
-
-
-def publish(outputs: list[Output], settings: RunSettings, record: RunRecord) -> None:
-    for output in outputs:
-        path = settings.table_path(output.zone, output.table)
-        with stage(f"write {output.zone}/{output.table}"):
-            record.delta_versions[f"{output.zone}/{output.table}"] = delta_io.write_slice(
-                output.frame.withColumn("run_id", F.lit(record.run_id)), path, output.slice_values
-            )
