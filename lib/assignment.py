@@ -1,0 +1,106 @@
+"""Which SWV a student counts for, under each assignment principle (domain.md §5).
+
+- `swv_school` (per year and vestiging): RSVO vestigingen go to the RSVO SWV, which wins
+  over everything; else the manual `swv_override`; else the SWV of the vestiging's postcode.
+- `swv_residence` (per student): RSVO vestigingen go to the RSVO SWV; else the SWV of the
+  home postcode; else, when the postcode is null, absent or not in the region table,
+  the student's `swv_school`.
+
+A population student whose vestiging has no SWV stops the run: dropping them would drop
+their money silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lib.contract import ContractError, Violation
+from lib.runtime import Config
+
+
+@dataclass(frozen=True)
+class AssignmentRules:
+    rsvo_swv_id: str
+
+    @classmethod
+    def from_config(cls, config: Config) -> AssignmentRules:
+        return cls(config["budgets"]["swv_assignment"]["rsvo_swv_id"])
+
+
+def vestiging_swv(schools: DataFrame, swv_postcodes: DataFrame, rules: AssignmentRules) -> DataFrame:
+    """Per (year, school_id): `rsvo` and `swv_school` (null when undeterminable)."""
+    region = swv_postcodes.select("postcode", F.col("swv_id").alias("postcode_swv"))
+    return schools.join(F.broadcast(region), "postcode", "left").select(
+        "year",
+        "school_id",
+        "rsvo",
+        F.when(F.col("rsvo"), F.lit(rules.rsvo_swv_id))
+        .otherwise(F.coalesce("swv_override", "postcode_swv"))
+        .alias("swv_school"),
+    )
+
+
+def assign_swv(
+    students: DataFrame,
+    schools: DataFrame,
+    addresses: DataFrame,
+    swv_postcodes: DataFrame,
+    rules: AssignmentRules,
+) -> DataFrame:
+    """The student frame plus `swv_school` and `swv_residence`; stops on undeterminable vestigingen.
+
+    Checking counts the students' vestigingen (one small job): persist `students` first
+    when it is expensive to recompute.
+    """
+    vestigingen = vestiging_swv(schools, swv_postcodes, rules).withColumn("listed", F.lit(True))
+    with_school = students.join(F.broadcast(vestigingen), ["year", "school_id"], "left")
+    _stop_on_undetermined_vestigingen(with_school)
+    homes = addresses.select("year", F.col("person_id").alias("student_id"), F.col("postcode").alias("home_postcode"))
+    home_region = swv_postcodes.select(F.col("postcode").alias("home_postcode"), F.col("swv_id").alias("home_swv"))
+    swv_school = F.col("swv_school")
+    return (
+        with_school.join(homes, ["year", "student_id"], "left")
+        .join(F.broadcast(home_region), "home_postcode", "left")
+        .withColumn("swv_residence", F.when(F.col("rsvo"), swv_school).otherwise(F.coalesce("home_swv", swv_school)))
+        .select(*students.columns, "swv_school", "swv_residence")
+    )
+
+
+def _stop_on_undetermined_vestigingen(with_school: DataFrame) -> None:
+    undetermined = (
+        with_school.where(F.col("swv_school").isNull())
+        .groupBy("year", "school_id", "listed")
+        .agg(F.count(F.lit(1)).alias("students"))
+        .agg(
+            F.count_if(F.col("listed").isNull()).alias("unlisted_vestigingen"),
+            F.coalesce(F.sum(F.when(F.col("listed").isNull(), F.col("students"))), F.lit(0)).alias("unlisted_students"),
+            F.count_if(F.col("listed")).alias("undetermined_vestigingen"),
+        )
+        .first()
+    )
+    violations = []
+    if undetermined.unlisted_students:
+        violations.append(
+            Violation(
+                "enrolment",
+                "school_id",
+                f"student's vestiging has no schools row for the teldatum year ({undetermined.unlisted_vestigingen} "
+                "vestigingen), so it has no SWV",
+                undetermined.unlisted_students,
+            )
+        )
+    if undetermined.undetermined_vestigingen:
+        violations.append(
+            Violation(
+                "schools",
+                "postcode",
+                "SWV undeterminable: vestiging with population students is not rsvo, has no swv_override and "
+                "its postcode is not in swv_postcodes",
+                undetermined.undetermined_vestigingen,
+            )
+        )
+    if violations:
+        raise ContractError(violations)

@@ -1,0 +1,299 @@
+"""The scenario grid, and per (year, scenario) the exact national cutoff and means (domain.md §4).
+
+Per (year, model), every share the grid needs is located in ONE `percentile_approx`
+aggregation; a second pass over only the scores between the candidates at p ± a few
+error bounds makes each cutoff exact (percentile_disc). Only per-(year, model, share)
+rows ever reach the driver.
+
+Shares are whole percentages. For share p of a population of N students of whom n_a are
+asylum students (no score: theirs is set per scenario):
+
+- k = ⌈p·N/100⌉ − n_a, in integers; k ≤ 0 stops the run.
+- cutoff q = the smallest non-asylum score s with #{non-asylum D ≤ s} ≥ k.
+- target group = non-asylum students with D ≤ q (ties all in) + every asylum student.
+- approx_rank_error = how many places of the sorted non-asylum scores lie between place k
+  and the nearest place the candidate's value occupies (0 when the candidate is exact).
+  The sketch guarantees approx_rank_error ≤ ⌈N / accuracy⌉.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from itertools import product
+
+from pyspark.sql import DataFrame, Row, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lib.errors import PipelineError
+from lib.runtime import Config
+
+ASYLUM_SOURCE = "imputed_asylum"  # score_source of students whose score is set per scenario
+OWN_TARGET_SHARE = "target_share"  # asylum_share value: the scenario's own target share
+THRESHOLD_SHARE = T.DecimalType(9, 6)  # F as a fraction (config gives percent)
+KEYS = ["year", "model", "share"]
+
+
+@dataclass(frozen=True)
+class Principle:
+    """How a scenario picks a student's unit: a column of the assigned student frame."""
+
+    name: str
+    unit_column: str
+    unit_type: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    scenario_id: str
+    model: str
+    target_share: int  # p, whole percentage
+    asylum_share: int  # the target group whose mean is the asylum score, whole percentage
+    principle: Principle
+    threshold_share: Decimal  # F as a fraction
+
+
+@dataclass(frozen=True)
+class ScenarioGrid:
+    scenarios: tuple[Scenario, ...]
+    principles: dict[str, Principle]  # by name
+    percentile_accuracy: int
+    bracket_errors: int
+    small_unit_max_students: int
+
+    @classmethod
+    def from_config(cls, config: Config) -> ScenarioGrid:
+        raw = config["scenarios"]
+        principles = {name: Principle(name, **spec) for name, spec in raw["principles"].items()}
+        scenarios = []
+        for model, spec in raw["models"].items():
+            grid = product(spec["target_shares"], spec["principles"], spec["thresholds"])
+            for share, principle, threshold in grid:
+                asylum_share = share if spec["asylum_share"] == OWN_TARGET_SHARE else spec["asylum_share"]
+                scenario_id = raw["scenario_id"].format(
+                    model=model, target_share=share, principle=principle, threshold=threshold
+                )
+                scenarios.append(
+                    Scenario(
+                        scenario_id,
+                        model,
+                        _whole_percentage(share, f"models.{model}.target_shares"),
+                        _whole_percentage(asylum_share, f"models.{model}.asylum_share"),
+                        principles[principle],
+                        Decimal(str(threshold)) / 100,
+                    )
+                )
+        ids = [s.scenario_id for s in scenarios]
+        if len(set(ids)) != len(ids):
+            raise PipelineError("conf/scenarios.yaml: scenario ids not unique; extend the scenario_id pattern")
+        percentiles = raw["percentiles"]
+        return cls(
+            tuple(scenarios),
+            principles,
+            int(percentiles["accuracy"]),
+            int(percentiles["bracket_errors"]),
+            int(raw["small_unit_max_students"]),
+        )
+
+    def scenario_ids(self, model: str) -> list[str]:
+        return [s.scenario_id for s in self.scenarios if s.model == model]
+
+    def shares(self) -> dict[str, list[int]]:
+        """Per model, every share a cutoff is needed for: target and asylum shares."""
+        needed: dict[str, set[int]] = {}
+        for s in self.scenarios:
+            needed.setdefault(s.model, set()).update((s.target_share, s.asylum_share))
+        return {model: sorted(shares) for model, shares in needed.items()}
+
+    def frame(self, spark: SparkSession) -> DataFrame:
+        """One row per scenario: its parameters, for broadcast joins."""
+        schema = T.StructType(
+            [
+                T.StructField("scenario", T.StringType(), False),
+                T.StructField("model", T.StringType(), False),
+                T.StructField("target_share", T.IntegerType(), False),
+                T.StructField("asylum_share", T.IntegerType(), False),
+                T.StructField("principle", T.StringType(), False),
+                T.StructField("unit_type", T.StringType(), False),
+                T.StructField("threshold_share", THRESHOLD_SHARE, False),
+            ]
+        )
+        rows = [
+            (
+                s.scenario_id,
+                s.model,
+                s.target_share,
+                s.asylum_share,
+                s.principle.name,
+                s.principle.unit_type,
+                s.threshold_share,
+            )
+            for s in self.scenarios
+        ]
+        return spark.createDataFrame(rows, schema)
+
+
+def _whole_percentage(value: object, where: str) -> int:
+    if not isinstance(value, int) or not 0 < value <= 100:
+        raise PipelineError(f"conf/scenarios.yaml {where}: shares are whole percentages in 1..100")
+    return value
+
+
+def approximate_cutoffs(students: DataFrame, grid: ScenarioGrid) -> DataFrame:
+    """Per (year, model, share): population counts, k, and the percentile_approx candidate with its bracket.
+
+    One aggregation per (year, model) locates all shares. Asylum students enter the sketch
+    below every representable score, so the ⌈p·N/100⌉-th value of all N is the k-th
+    non-asylum score and the fractions are constants shared by every group.
+    """
+    score_type: T.DecimalType = students.schema["score"].dataType
+    below_every_score = F.lit(-(Decimal(10) ** (score_type.precision - score_type.scale) - 1)).cast(score_type)
+    all_shares = sorted({share for shares in grid.shares().values() for share in shares})
+    margin = grid.bracket_errors / grid.percentile_accuracy
+    # Three fractions per share, in this order: bracket low, candidate, bracket high.
+    fractions = [
+        f for share in all_shares for f in (max(0.0, share / 100 - margin), share / 100, min(1.0, share / 100 + margin))
+    ]
+    positions = students.sparkSession.createDataFrame(
+        [
+            (model, share, 3 * all_shares.index(share) + 1)
+            for model, shares in grid.shares().items()
+            for share in shares
+        ],
+        "model string, share int, position int",
+    )
+    is_asylum = F.col("score_source") == ASYLUM_SOURCE
+    located = students.groupBy("year", "model").agg(
+        F.count(F.lit(1)).alias("n_population"),
+        F.count_if(is_asylum).alias("n_asylum"),
+        F.sum("score").alias("score_sum"),
+        F.percentile_approx(
+            F.when(is_asylum, below_every_score).otherwise(F.col("score")), fractions, grid.percentile_accuracy
+        ).alias("located"),
+    )
+    place = F.expr("(share * n_population + 99) div 100").cast("int")  # ⌈p·N/100⌉ in integers
+    return located.join(F.broadcast(positions), "model").select(
+        *KEYS,
+        "n_population",
+        "n_asylum",
+        "score_sum",
+        (place - F.col("n_asylum")).alias("k"),
+        F.element_at("located", F.col("position")).alias("bracket_low"),
+        F.element_at("located", F.col("position") + 1).alias("cutoff_approx"),
+        F.element_at("located", F.col("position") + 2).alias("bracket_high"),
+    )
+
+
+def exact_cutoffs(students: DataFrame, located: DataFrame) -> DataFrame:
+    """Per (year, model, share): the exact cutoff and its non-asylum target group, from the bracket.
+
+    Non-asylum scores below the bracket are counted as one block; those inside it are
+    counted per distinct value and ranked with a running sum, so only the few rows near
+    each candidate are sorted. `bracket_held` is false if the exact cutoff lay outside.
+    """
+    bracket = located.select(*KEYS, "k", "cutoff_approx", "bracket_low", "bracket_high")
+    score = F.col("score")
+    banded = (
+        students.where(F.col("score_source") != ASYLUM_SOURCE)
+        .select("year", "model", "score")
+        .join(F.broadcast(bracket), ["year", "model"])
+        .where(score <= F.col("bracket_high"))
+        .withColumn("band_score", F.when(score >= F.col("bracket_low"), score))  # null: below the bracket
+        .groupBy(*KEYS, "k", "cutoff_approx", "band_score")
+        .agg(F.count(F.lit(1)).alias("n"), F.sum("score").alias("score_total"))
+    )
+    running = (
+        Window.partitionBy(*KEYS)
+        .orderBy(F.col("band_score").asc_nulls_first())
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    ranked = banded.withColumn("n_at_or_below", F.sum("n").over(running)).withColumn(
+        "sum_at_or_below", F.sum("score_total").over(running)
+    )
+    band, k, candidate, n_at_or_below = F.col("band_score"), F.col("k"), F.col("cutoff_approx"), F.col("n_at_or_below")
+    reaches_k = band.isNotNull() & (n_at_or_below >= k)
+    # The smallest band value whose running count reaches k, with its running count and sum.
+    at_cutoff = F.min(F.when(reaches_k, F.struct(band.alias("value"), "n_at_or_below", "sum_at_or_below")))
+    n_before_candidate = F.coalesce(F.max(F.when(band.isNull() | (band < candidate), n_at_or_below)), F.lit(0))
+    n_through_candidate = F.coalesce(F.max(F.when(band.isNull() | (band <= candidate), n_at_or_below)), F.lit(0))
+    n_below_bracket = F.coalesce(F.max(F.when(band.isNull(), n_at_or_below)), F.lit(0))
+    exact = ranked.groupBy(*KEYS, "k").agg(
+        at_cutoff.alias("at_cutoff"),
+        F.greatest(n_before_candidate + 1 - k, k - n_through_candidate, F.lit(0)).alias("approx_rank_error"),
+        (n_below_bracket < k).alias("below_bracket_short_of_k"),
+    )
+    return located.join(exact, [*KEYS, "k"], "left").select(
+        *KEYS,
+        "n_population",
+        "n_asylum",
+        "score_sum",
+        "k",
+        F.col("at_cutoff.value").alias("cutoff"),
+        "cutoff_approx",
+        F.col("approx_rank_error").cast("int"),
+        F.col("at_cutoff.n_at_or_below").alias("n_target_scored"),
+        F.col("at_cutoff.sum_at_or_below").alias("target_score_sum"),
+        (F.col("at_cutoff").isNotNull() & F.col("below_bracket_short_of_k")).alias("bracket_held"),
+    )
+
+
+def scenario_cutoffs(students: DataFrame, grid: ScenarioGrid) -> DataFrame:
+    """Per (year, scenario): the `export/cutoffs` row (cutoff, target group, C, G, asylum score).
+
+    Runs the two passes eagerly and returns a small local frame: every later stage joins
+    it by broadcast, and the percentile pass runs once however often it is used.
+    """
+    located = _materialized(
+        approximate_cutoffs(students, grid),
+        lambda row: row.k > 0,
+        "more asylum students than target places (k = ⌈p·N/100⌉ − n_asylum ≤ 0)",
+    )
+    exact = _materialized(
+        exact_cutoffs(students, located),
+        lambda row: row.bracket_held,
+        "exact cutoff outside the percentile_approx bracket; raise percentiles.bracket_errors in conf/scenarios.yaml",
+    )
+    return _scenario_rows(exact, grid.frame(students.sparkSession))
+
+
+def _scenario_rows(exact: DataFrame, scenarios: DataFrame) -> DataFrame:
+    score_type = exact.schema["cutoff"].dataType
+    # Fixpoint: asylum students carry the mean of the non-asylum part of the asylum-share group.
+    asylum = exact.select(
+        "year",
+        "model",
+        F.col("share").alias("asylum_share"),
+        (F.col("target_score_sum") / F.col("n_target_scored")).cast(score_type).alias("asylum_score"),
+    )
+    target = exact.withColumnRenamed("share", "target_share")
+    rows = scenarios.join(target, ["model", "target_share"]).join(asylum, ["year", "model", "asylum_share"])
+    n_asylum, asylum_score = F.col("n_asylum"), F.col("asylum_score")
+    n_target = F.col("n_target_scored") + n_asylum
+    return rows.select(
+        "year",
+        "scenario",
+        "target_share",
+        "cutoff",
+        "cutoff_approx",
+        "approx_rank_error",
+        "n_population",
+        n_target.alias("n_target"),
+        (n_target * 100.0 / F.col("n_population")).alias("realised_share"),
+        ((F.col("score_sum") + n_asylum * asylum_score) / F.col("n_population"))
+        .cast(score_type)
+        .alias("mean_population"),
+        ((F.col("target_score_sum") + n_asylum * asylum_score) / n_target).cast(score_type).alias("mean_target"),
+        "asylum_score",
+    )
+
+
+def _materialized(frame: DataFrame, holds: Callable[[Row], bool], rule: str) -> DataFrame:
+    """A per-(year, model, share) frame computed once, checked, and held as a local relation."""
+    rows = frame.collect()
+    failing = sorted((row.year, row.model, row.share) for row in rows if not holds(row))
+    if failing:
+        groups = ", ".join(f"{year} {model} {share} %" for year, model, share in failing)
+        raise PipelineError(f"cutoffs: {rule}: {len(failing)} (year, model, share) groups: {groups}")
+    return frame.sparkSession.createDataFrame(rows, frame.schema)

@@ -1,0 +1,79 @@
+import pytest
+
+from lib.assignment import AssignmentRules, assign_swv
+from lib.contract import ContractError
+
+SCHOOLS = "year int, school_id string, board_id string, postcode string, rsvo boolean, swv_override string"
+STUDENTS = "year int, model string, student_id string, school_id string"
+ADDRESSES = "year int, person_id string, postcode string"
+REGION = [("1000", "SWV1"), ("2000", "SWV2"), ("3000", "SWV3")]
+
+
+@pytest.fixture(scope="module")
+def rules(config):
+    return AssignmentRules.from_config(config)
+
+
+def schools(spark, *rows):
+    return spark.createDataFrame(
+        [(2020, school, "B1", postcode, rsvo, override) for school, postcode, rsvo, override in rows], SCHOOLS
+    )
+
+
+def assigned(spark, rules, school_rows, enrolled, homes):
+    students = spark.createDataFrame([(2020, "lwoo", student, school) for student, school in enrolled], STUDENTS)
+    addresses = spark.createDataFrame(homes, ADDRESSES)
+    region = spark.createDataFrame(REGION, "postcode string, swv_id string")
+    return assign_swv(students, schools(spark, *school_rows), addresses, region, rules)
+
+
+def test_each_assignment_rule(spark, rules):
+    school_rows = [
+        ("rsvo", "1000", True, "SWV3"),  # RSVO wins over the override and the postcode
+        ("closed", "9999", False, "SWV3"),  # not in the region table: the manual SWV
+        ("override", "2000", False, "SWV3"),  # the override replaces the postcode lookup
+        ("plain", "1000", False, None),  # the SWV of the vestiging's postcode
+    ]
+    enrolled = [
+        ("rsvo_student", "rsvo"),
+        ("lives_elsewhere", "plain"),
+        ("null_postcode", "plain"),
+        ("no_address", "plain"),
+        ("unknown_postcode", "plain"),
+        ("closed_student", "closed"),
+        ("override_student", "override"),
+    ]
+    homes = [
+        (2020, "rsvo_student", "2000"),
+        (2020, "lives_elsewhere", "2000"),
+        (2020, "null_postcode", None),
+        (2019, "no_address", "2000"),  # another teldatum's address does not count
+        (2020, "unknown_postcode", "5555"),
+        (2020, "closed_student", "1000"),
+        (2020, "override_student", "3000"),
+    ]
+    frame = assigned(spark, rules, school_rows, enrolled, homes)
+    got = {r.student_id: (r.swv_school, r.swv_residence) for r in frame.collect()}
+    assert got == {
+        "rsvo_student": ("VO0001", "VO0001"),
+        "lives_elsewhere": ("SWV1", "SWV2"),
+        "null_postcode": ("SWV1", "SWV1"),
+        "no_address": ("SWV1", "SWV1"),
+        "unknown_postcode": ("SWV1", "SWV1"),
+        "closed_student": ("SWV3", "SWV1"),
+        "override_student": ("SWV3", "SWV3"),
+    }
+    assert frame.columns == ["year", "model", "student_id", "school_id", "swv_school", "swv_residence"]
+    plan = frame._jdf.queryExecution().executedPlan().toString()
+    assert "BroadcastHashJoin" in plan and "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
+
+
+def test_a_vestiging_without_swv_stops_the_run_without_naming_ids(spark, rules):
+    school_rows = [("lost", "9999", False, None), ("fine", "1000", False, None)]
+    enrolled = [("student_a", "lost"), ("student_b", "lost"), ("student_c", "unlisted"), ("student_d", "fine")]
+    with pytest.raises(ContractError) as stopped:
+        assigned(spark, rules, school_rows, enrolled, [])
+    message = str(stopped.value)
+    assert "table schools, column postcode: SWV undeterminable" in message and "(1 rows)" in message
+    assert "table enrolment, column school_id" in message and "(1 vestigingen)" in message
+    assert not any(name in message for name in ("lost", "unlisted", "student_"))
