@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from functools import reduce
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lib import contract, delta_io, publication
+from lib.aggregation import scenario_scores, unit_scores
+from lib.assignment import AssignmentRules, assign_swv
+from lib.budgets import BudgetRules, lwoo_budgets, pro_amounts, pro_board_amounts
+from lib.cutoffs import ScenarioGrid, scenario_cutoffs
 from lib.errors import describe
+from lib.models import load_model
 from lib.run_record import RunRecord, input_fingerprint
 from lib.runtime import Config, stage
+from lib.scores import load_scoring_rules, score_students
 
 log = logging.getLogger("onderwijsscore")
 
@@ -88,5 +96,56 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
 def compute(
     spark: SparkSession, config: Config, settings: RunSettings, inputs: contract.Inputs, record: RunRecord
 ) -> list[publication.Output]:
-    """Every output slice of the run, computed (lazily) from the checked input."""
-    return []
+    """Every output slice of the run, from the checked input (lazy where it can be)."""
+    grid = ScenarioGrid.from_config(config)
+    budget_rules = BudgetRules.from_config(config)
+    scoring_rules = load_scoring_rules(config)
+    frames, years = inputs.frames, settings.years
+    models = sorted({scenario.model for scenario in grid.scenarios})
+
+    scored = []
+    for name in models:
+        with stage(f"score students ({name})"):
+            students, fit = score_students(frames, load_model(config, name), scoring_rules, years, settings.seed)
+            record.model_fit[name] = fit
+            scored.append(students)
+    with stage("assign SWVs") as counts:
+        students = (
+            reduce(DataFrame.unionByName, scored)
+            .transform(
+                assign_swv,
+                frames["schools"],
+                frames["addresses"],
+                frames["swv_postcodes"],
+                AssignmentRules.from_config(config),
+            )
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        counts["students"] = students.count()
+    with stage("cutoffs") as counts:
+        cutoffs = scenario_cutoffs(students, grid)
+        counts["scenarios"] = cutoffs.count()
+    units = unit_scores(scenario_scores(students, cutoffs, grid), grid).persist(StorageLevel.MEMORY_AND_DISK)
+    pro_amount_frame = pro_amounts(units, frames["schools"], frames["budgets"], grid, budget_rules)
+
+    lwoo_ids, pro_ids = grid.scenario_ids(budget_rules.lwoo_model), grid.scenario_ids(budget_rules.pro_model)
+    funding_years = [year + budget_rules.teldatum_lag_years for year in years]
+    export = settings.export_zone
+    return [
+        publication.Output(settings.restricted_zone, "student_scores", students, {"year": years, "model": models}),
+        publication.Output(export, "cutoffs", cutoffs, {"year": years, "scenario": lwoo_ids + pro_ids}),
+        publication.Output(export, "unit_scores", units, {"year": years, "scenario": lwoo_ids + pro_ids}),
+        publication.Output(
+            export,
+            "budgets",
+            lwoo_budgets(units, students, frames["budgets"], frames["swv_budgets"], grid, budget_rules),
+            {"year": years, "scenario": lwoo_ids},
+        ),
+        publication.Output(export, "pro_amounts", pro_amount_frame, {"year": funding_years, "scenario": pro_ids}),
+        publication.Output(
+            export,
+            "pro_board_amounts",
+            pro_board_amounts(pro_amount_frame),
+            {"year": funding_years, "scenario": pro_ids},
+        ),
+    ]
