@@ -1,0 +1,584 @@
+"""Data-quality gates (great-expectations 1.x) on the checked input and on the outputs.
+
+A gate runs GE expectation suites on Spark DataFrames the job already has, through one
+ephemeral GE context per process: a Spark data source with one dataframe asset whose
+whole-dataframe batch takes the frame to validate as its batch parameter. Row-level rules
+(keys, codes, non-negative money) run on the frames themselves. Rules across tables
+(referential integrity, years present, plausible shares, pots adding up) are first reduced
+in Spark to a small frame of counts, sums or shares per year (or per pot), computed once,
+which a suite then checks.
+
+Results keep names, rules and counts only. GE runs with result format BASIC and
+`partial_unexpected_count` 0, so it fetches no unexpected values (ids) to the driver, and
+the messages of expectations GE could not evaluate (engine errors may quote row values)
+are never kept. GE runs several Spark jobs per suite: persist a frame before gating it
+when it is expensive to recompute.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import date
+from functools import cache, reduce
+from operator import or_
+from typing import Any
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+from great_expectations.core.batch_definition import BatchDefinition
+from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.expectations.row_conditions import Column as RowColumn
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from lib.budgets import BudgetRules
+from lib.contract import CONTRACT, TableDef
+from lib.cutoffs import ASYLUM_SOURCE
+from lib.errors import PipelineError
+from lib.models import ConfigFileError, ScoreModel, load_model
+from lib.runtime import Config
+from lib.scores import SCORE_SOURCES, load_scoring_rules
+
+# Counts only: GE keeps no unexpected values, so it collects none to the driver.
+RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
+PRO_BUDGET_MODES = ("all", "listed", "none")
+NON_NEGATIVE_BUDGET_COLUMNS = ("lwoo_se", "lwoo_iq", "regional", "pro", "total")
+FAMILY_ROLES = ("student", "father", "mother")  # columns <role>_id of the students joined with parents
+
+
+@dataclass(frozen=True)
+class Share:
+    """A per-year share of population students that must lie within configured bounds."""
+
+    table: str  # the input table a broken extract of which moves the share
+    column: str
+    students: str  # completes "share of population students ..."
+
+
+SHARES = {
+    "unknown_parent_education": Share(
+        "education", "education_level", "with a parent in the register whose education is unknown"
+    ),
+    "not_in_register": Share("persons", "person_id", "who, or one of whose parents, is not in the register"),
+    "asylum": Share("asylum", "registration_date", "on the asylum path"),
+}
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """One expectation's result: names, the rule and a count, never a row value."""
+
+    gate: str  # input | output
+    table: str
+    columns: tuple[str, ...]
+    expectation: str  # GE expectation type
+    rule: str
+    unit: str  # what unexpected_count counts
+    success: bool
+    unexpected_count: int | None  # None: GE could not evaluate the expectation
+
+    def __str__(self) -> str:
+        found = self.unexpected_count
+        count = "not evaluated, see the driver log" if found is None else f"{found} {self.unit}"
+        columns = ", ".join(self.columns)
+        return f"{self.gate} table {self.table}, column {columns}: {self.rule} ({count}) [{self.expectation}]"
+
+
+@dataclass(frozen=True)
+class GateReport:
+    outcomes: tuple[ExpectationOutcome, ...] = ()
+
+    @property
+    def success(self) -> bool:
+        return all(outcome.success for outcome in self.outcomes)
+
+    @property
+    def failures(self) -> tuple[ExpectationOutcome, ...]:
+        return tuple(outcome for outcome in self.outcomes if not outcome.success)
+
+    def __add__(self, other: GateReport) -> GateReport:
+        return GateReport(self.outcomes + other.outcomes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """For the run record (`export/runs.data_quality`)."""
+        return {"success": self.success, "expectations": [asdict(outcome) for outcome in self.outcomes]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+class QualityGateError(PipelineError):
+    """Failed expectations; the message names gate, table, column, rule and count."""
+
+    def __init__(self, failures: tuple[ExpectationOutcome, ...]):
+        self.failures = failures
+        lines = "\n".join(f"  - {failure}" for failure in failures)
+        super().__init__(f"data-quality gates failed ({len(failures)} expectations):\n{lines}")
+
+
+def raise_if_failed(report: GateReport) -> None:
+    if report.failures:
+        raise QualityGateError(report.failures)
+
+
+@dataclass(frozen=True)
+class QualityRules:
+    """conf/quality.yaml, plus the rules of other files the gates must agree with."""
+
+    key_and_code_tables: tuple[str, ...]
+    tables_with_every_year: tuple[str, ...]
+    pro_budget_funding_years: str  # one of PRO_BUDGET_MODES
+    pro_budget_lag_years: int  # funding year t + lag pays teldatum t
+    share_populations: tuple[ScoreModel, ...]
+    share_bounds: dict[str, tuple[float, float]]
+    teldatum_month: int
+    teldatum_day: int
+    asylum_min_registration_date: date
+    cutoff_tie_tolerance: float  # percentage points
+
+    @classmethod
+    def from_config(cls, config: Config) -> QualityRules:
+        file = f"{config.conf_dir / 'quality'}.yaml"
+        raw = config["quality"]
+        inputs = raw["input"]
+        key_and_code_tables = tuple(inputs["key_and_code_tables"])
+        if not set(key_and_code_tables) <= set(CONTRACT):
+            raise ConfigFileError(file, "input.key_and_code_tables", f"must be tables of {list(CONTRACT)}")
+        yearly_tables = [name for name, table in CONTRACT.items() if "year" in {c.name for c in table.columns}]
+        tables_with_every_year = tuple(inputs["tables_with_every_year"])
+        if not tables_with_every_year or not set(tables_with_every_year) <= set(yearly_tables):
+            raise ConfigFileError(file, "input.tables_with_every_year", f"must be some of {yearly_tables}")
+        pro_mode = inputs["pro_budget_funding_years"]
+        if pro_mode not in PRO_BUDGET_MODES:
+            raise ConfigFileError(file, "input.pro_budget_funding_years", f"must be one of {list(PRO_BUDGET_MODES)}")
+        bounds = {name: (float(b["min"]), float(b["max"])) for name, b in inputs["share_bounds"].items()}
+        if set(bounds) != set(SHARES) or not all(0 <= low <= high <= 1 for low, high in bounds.values()):
+            raise ConfigFileError(file, "input.share_bounds", f"needs {list(SHARES)}, each 0 <= min <= max <= 1")
+        tolerance = float(raw["output"]["cutoff_tie_tolerance"])
+        if tolerance < 0:
+            raise ConfigFileError(file, "output.cutoff_tie_tolerance", "must be >= 0")
+        scoring = load_scoring_rules(config)
+        return cls(
+            key_and_code_tables=key_and_code_tables,
+            tables_with_every_year=tables_with_every_year,
+            pro_budget_funding_years=pro_mode,
+            pro_budget_lag_years=BudgetRules.from_config(config).teldatum_lag_years,
+            share_populations=tuple(load_model(config, name) for name in inputs["share_population_models"]),
+            share_bounds=bounds,
+            teldatum_month=scoring.teldatum_month,
+            teldatum_day=scoring.teldatum_day,
+            asylum_min_registration_date=scoring.asylum_min_registration_date,
+            cutoff_tie_tolerance=tolerance,
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Running suites
+
+
+@dataclass(frozen=True)
+class _Check:
+    """An expectation with the names and rule its outcome is reported under."""
+
+    table: str
+    columns: tuple[str, ...]
+    rule: str
+    unit: str
+    expectation: gxe.Expectation
+
+
+@cache
+def _whole_frame_batches() -> BatchDefinition:
+    """The process's one GE context: an ephemeral one, quiet, with one Spark data source."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    # persist=False: GE would otherwise cache every frame it validates and never release it.
+    source = context.data_sources.add_spark("pipeline_frames", persist=False)
+    return source.add_dataframe_asset("frame").add_batch_definition_whole_dataframe("whole_frame")
+
+
+def _validate(gate: str, frame: DataFrame, checks: list[_Check]) -> GateReport:
+    if not checks:
+        return GateReport()
+    # meta carries each check's index: GE returns results in its own order.
+    suite = gx.ExpectationSuite(
+        name=f"{gate}.{checks[0].table}",
+        expectations=[check.expectation.copy(update={"meta": {"check": i}}) for i, check in enumerate(checks)],
+    )
+    batch = _whole_frame_batches().get_batch(batch_parameters={"dataframe": frame})
+    outcomes = [None] * len(checks)
+    for result in batch.validate(suite, result_format=RESULT_FORMAT).results:
+        index = result.expectation_config.meta["check"]
+        check = checks[index]
+        outcomes[index] = ExpectationOutcome(
+            gate=gate,
+            table=check.table,
+            columns=check.columns,
+            expectation=result.expectation_config.type,
+            rule=check.rule,
+            unit=check.unit,
+            success=bool(result.success),
+            unexpected_count=_count(result.result),
+        )
+    return GateReport(tuple(outcomes))
+
+
+def _count(result: dict[str, Any]) -> int | None:
+    """Rows (or years, pots) breaking a row-level rule, or the checked sum of an aggregate one."""
+    found = result.get("unexpected_count", result.get("observed_value"))
+    return None if found is None else int(found)
+
+
+def _materialized(frame: DataFrame) -> DataFrame:
+    """A small frame of counts or sums, computed once with its lineage cut, so that GE's
+    several jobs do not each recompute it from the large frames."""
+    return frame.localCheckpoint()
+
+
+# ---------------------------------------------------------------------------------------
+# Input gates
+
+
+def check_inputs(frames: Mapping[str, DataFrame], rules: QualityRules, years: list[int]) -> GateReport:
+    """Gate the contract's typed input frames (`Inputs.frames`) for the requested teldatum years.
+
+    Per configured table: its key is unique and non-null, its code columns are in their
+    domains. Per requested year: the configured tables have rows, the budgets are there,
+    every enrolment's school and every vestiging's SWV exist, and the population shares lie
+    within their bounds.
+    """
+    report = GateReport()
+    for name in rules.key_and_code_tables:
+        report += _validate("input", frames[name], _key_and_code_checks(CONTRACT[name]))
+    per_year = _materialized(_per_requested_year(frames, rules, years))
+    return report + _validate("input", per_year, _per_year_checks(rules))
+
+
+def _key_and_code_checks(table: TableDef) -> list[_Check]:
+    key = table.key
+    checks = []
+    if len(key) > 1:
+        unique = gxe.ExpectCompoundColumnsToBeUnique(column_list=list(key))
+        checks.append(_Check(table.name, key, "key not unique (rows sharing a key)", "rows", unique))
+    elif key:
+        unique = gxe.ExpectColumnValuesToBeUnique(column=key[0])
+        checks.append(_Check(table.name, key, "key not unique (rows sharing a key)", "rows", unique))
+    for column in key:
+        not_null = gxe.ExpectColumnValuesToNotBeNull(column=column)
+        checks.append(_Check(table.name, (column,), "key column is null", "rows", not_null))
+    for col in table.columns:
+        if col.domain:
+            in_domain = gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(col.domain))
+            checks.append(_Check(table.name, (col.name,), f"code not in {list(col.domain)}", "rows", in_domain))
+    return checks
+
+
+def _per_year_checks(rules: QualityRules) -> list[_Check]:
+    checks = [
+        _Check(
+            table,
+            ("year",),
+            "no rows for a requested teldatum year",
+            "years",
+            gxe.ExpectColumnValuesToBeBetween(column=f"{table}_rows", min_value=1),
+        )
+        for table in rules.tables_with_every_year
+    ]
+    checks.append(
+        _Check(
+            "budgets",
+            ("lwoo_budget",),
+            "no lwoo_budget for a requested teldatum year",
+            "years",
+            gxe.ExpectColumnValuesToNotBeNull(column="lwoo_budget"),
+        )
+    )
+    if rules.pro_budget_funding_years != "none":
+        listed = " that has a budgets row" if rules.pro_budget_funding_years == "listed" else ""
+        checks.append(
+            _Check(
+                "budgets",
+                ("pro_onderwijskansen_budget",),
+                f"no pro_onderwijskansen_budget for funding year t + {rules.pro_budget_lag_years}{listed} "
+                "of a requested teldatum year t",
+                "years",
+                gxe.ExpectColumnValuesToNotBeNull(
+                    column="pro_budget", row_condition=RowColumn("pro_budget_required") == 1
+                ),
+            )
+        )
+    checks += [
+        _Check(
+            "enrolment",
+            ("school_id",),
+            "no schools row for the enrolment's (year, school_id)",
+            "rows",
+            gxe.ExpectColumnSumToBeBetween(column="enrolment_without_school", min_value=0, max_value=0),
+        ),
+        _Check(
+            "schools",
+            ("rsvo", "swv_override", "postcode"),
+            "SWV undeterminable: vestiging not rsvo, without swv_override, postcode not in swv_postcodes",
+            "vestigingen",
+            gxe.ExpectColumnSumToBeBetween(column="vestigingen_without_swv", min_value=0, max_value=0),
+        ),
+    ]
+    for name, (low, high) in rules.share_bounds.items():
+        share = SHARES[name]
+        checks.append(
+            _Check(
+                share.table,
+                (share.column,),
+                f"share of population students {share.students} outside [{low}, {high}]",
+                "years",
+                gxe.ExpectColumnValuesToBeBetween(column=f"share_{name}", min_value=low, max_value=high),
+            )
+        )
+    return checks
+
+
+def _per_requested_year(frames: Mapping[str, DataFrame], rules: QualityRules, years: list[int]) -> DataFrame:
+    """One row per requested year: counts, budgets and shares; no ids."""
+    in_years = F.col("year").isin(*years)
+    tables = rules.tables_with_every_year
+    # One aggregation counts the rows of every table.
+    tagged = [frames[table].where(in_years).select("year", F.lit(table).alias("table")) for table in tables]
+    rows_per_year = (
+        reduce(DataFrame.unionByName, tagged)
+        .groupBy("year")
+        .pivot("table", list(tables))
+        .count()
+        .select("year", *[F.col(table).alias(f"{table}_rows") for table in tables])
+    )
+    counts = [
+        rows_per_year,
+        _enrolment_without_school(frames["enrolment"].where(in_years), frames["schools"]),
+        _vestigingen_without_swv(frames["schools"].where(in_years), frames["swv_postcodes"]),
+    ]
+    requested = frames["enrolment"].sparkSession.range(1).select(F.explode(F.array(*map(F.lit, years))).alias("year"))
+    with_counts = reduce(lambda left, right: left.join(right, "year", "left"), counts, requested)
+    count_columns = [column for frame in counts for column in frame.columns if column != "year"]
+    listed = F.coalesce(F.col("funding_year_listed"), F.lit(False))
+    required = F.lit(True) if rules.pro_budget_funding_years == "all" else listed
+    return (
+        with_counts.fillna(0, count_columns)
+        .join(_budget_years(frames["budgets"], rules), "year", "left")
+        .withColumn("pro_budget_required", required.cast("int"))
+        .join(_population_shares(frames, rules, years), "year", "left")
+    )
+
+
+def _enrolment_without_school(enrolment: DataFrame, schools: DataFrame) -> DataFrame:
+    return (
+        enrolment.join(schools, ["year", "school_id"], "left_anti")
+        .groupBy("year")
+        .agg(F.count(F.lit(1)).alias("enrolment_without_school"))
+    )
+
+
+def _vestigingen_without_swv(schools: DataFrame, swv_postcodes: DataFrame) -> DataFrame:
+    """Vestigingen that are not rsvo, have no swv_override and whose postcode has no SWV."""
+    region = swv_postcodes.select("postcode", F.lit(True).alias("in_region"))
+    return (
+        schools.join(F.broadcast(region), "postcode", "left")
+        .where(~F.col("rsvo") & F.col("swv_override").isNull() & F.col("in_region").isNull())
+        .groupBy("year")
+        .agg(F.count(F.lit(1)).alias("vestigingen_without_swv"))
+    )
+
+
+def _budget_years(budgets: DataFrame, rules: QualityRules) -> DataFrame:
+    """Per year: its lwoo budget (as teldatum year t), and the pro budget of funding year t + lag."""
+    funding = budgets.select(
+        (F.col("year") - rules.pro_budget_lag_years).alias("year"),
+        F.col("pro_onderwijskansen_budget").alias("pro_budget"),
+        F.lit(True).alias("funding_year_listed"),
+    )
+    return budgets.select("year", "lwoo_budget").join(funding, "year", "full")
+
+
+def _population_shares(frames: Mapping[str, DataFrame], rules: QualityRules, years: list[int]) -> DataFrame:
+    """Per year: the number of population students and the share of each kind of SHARES."""
+
+    def in_population(model: ScoreModel) -> Column:
+        selected = F.col("programme").isin(*model.programmes) & F.col("grade").isin(*model.grades)
+        return selected & F.col("funded") if model.funded_only else selected
+
+    students = (
+        frames["enrolment"]
+        .where(F.col("year").isin(*years) & reduce(or_, map(in_population, rules.share_populations)))
+        .select("year", "student_id")
+        .join(frames["parents"].withColumnRenamed("child_id", "student_id"), "student_id", "left")
+    )
+    # One row per (student, family member), so the register and education lookups are one join each.
+    family = [F.struct(F.lit(role).alias("role"), F.col(f"{role}_id").alias("person_id")) for role in FAMILY_ROLES]
+    members = students.select("year", "student_id", F.explode(F.array(*family)).alias("member")).select(
+        "year", "student_id", "member.*"
+    )
+    registered = frames["persons"].select("person_id", F.lit(True).alias("in_register"))
+    known_education = (
+        frames["education"]
+        .where(F.col("education_level").isNotNull())
+        .select("year", "person_id", F.lit(True).alias("education_known"))
+    )
+    in_register = F.coalesce(F.col("in_register"), F.lit(False))
+    education_known = F.coalesce(F.col("education_known"), F.lit(False))
+    per_student = (
+        members.join(registered, "person_id", "left")
+        .join(known_education, ["year", "person_id"], "left")
+        .groupBy("year", "student_id")
+        .agg(
+            F.bool_or(~in_register).alias("not_in_register"),
+            F.bool_or((F.col("role") != "student") & in_register & ~education_known).alias("unknown_parent_education"),
+        )
+    )
+    teldatum = F.make_date(F.col("year"), F.lit(rules.teldatum_month), F.lit(rules.teldatum_day))
+    asylum_period = F.col("registration_date").between(F.lit(rules.asylum_min_registration_date), teldatum)
+    return (
+        per_student.join(frames["asylum"].withColumnRenamed("person_id", "student_id"), "student_id", "left")
+        .withColumn("asylum", F.coalesce(asylum_period, F.lit(False)))
+        .groupBy("year")
+        .agg(
+            F.count(F.lit(1)).alias("population_students"),
+            *[F.avg(F.col(kind).cast("double")).alias(f"share_{kind}") for kind in SHARES],
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Output gates
+
+
+def check_outputs(outputs: Mapping[str, DataFrame], national_budgets: DataFrame, rules: QualityRules) -> GateReport:
+    """Gate the output tables present in `outputs` (keyed by table name: student_scores,
+    cutoffs, budgets, pro_amounts); `national_budgets` is the input table `budgets`."""
+    gates = {
+        "student_scores": check_student_scores,
+        "cutoffs": lambda frame: check_cutoffs(frame, rules),
+        "budgets": lambda frame: check_budgets(frame, national_budgets),
+        "pro_amounts": lambda frame: check_pro_amounts(frame, national_budgets),
+    }
+    return sum((gate(outputs[table]) for table, gate in gates.items() if table in outputs), GateReport())
+
+
+def check_student_scores(student_scores: DataFrame) -> GateReport:
+    """`restricted/student_scores`: one row per (year, model, student_id); a score unless
+    the student is on the asylum path; a known score_source."""
+    table, key = "student_scores", ("year", "model", "student_id")
+    return _validate(
+        "output",
+        student_scores,
+        [
+            _Check(
+                table,
+                key,
+                "key not unique (rows sharing a key)",
+                "rows",
+                gxe.ExpectCompoundColumnsToBeUnique(column_list=list(key)),
+            ),
+            _Check(
+                table,
+                ("score",),
+                f"score is null while score_source is not {ASYLUM_SOURCE}",
+                "rows",
+                gxe.ExpectColumnValuesToNotBeNull(
+                    column="score", row_condition=RowColumn("score_source") != ASYLUM_SOURCE
+                ),
+            ),
+            _Check(
+                table,
+                ("score_source",),
+                "score_source is null",
+                "rows",
+                gxe.ExpectColumnValuesToNotBeNull(column="score_source"),
+            ),
+            _Check(
+                table,
+                ("score_source",),
+                f"score_source not in {list(SCORE_SOURCES)}",
+                "rows",
+                gxe.ExpectColumnValuesToBeInSet(column="score_source", value_set=list(SCORE_SOURCES)),
+            ),
+        ],
+    )
+
+
+def check_cutoffs(cutoffs: DataFrame, rules: QualityRules) -> GateReport:
+    """`export/cutoffs`: target_share <= realised_share <= target_share + tie tolerance."""
+    table, columns, tolerance = "cutoffs", ("realised_share", "target_share"), rules.cutoff_tie_tolerance
+    return _validate(
+        "output",
+        cutoffs.withColumn("share_above_target", F.col("realised_share") - F.col("target_share")),
+        [
+            _Check(
+                table,
+                columns,
+                "realised_share below target_share",
+                "rows",
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A="realised_share", column_B="target_share", or_equal=True
+                ),
+            ),
+            _Check(
+                table,
+                columns,
+                f"realised_share above target_share + {tolerance} percentage points of ties",
+                "rows",
+                gxe.ExpectColumnValuesToBeBetween(column="share_above_target", max_value=tolerance),
+            ),
+        ],
+    )
+
+
+def check_budgets(budgets: DataFrame, national_budgets: DataFrame) -> GateReport:
+    """`export/budgets`: no negative amount, and per (year, scenario) lwoo_se + lwoo_iq add
+    up to the year's lwoo budget to the cent."""
+    amounts = [
+        _Check(
+            "budgets",
+            (column,),
+            "negative amount",
+            "rows",
+            gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0),
+        )
+        for column in NON_NEGATIVE_BUDGET_COLUMNS
+    ]
+    pots = budgets.groupBy("year", "scenario").agg((F.sum("lwoo_se") + F.sum("lwoo_iq")).alias("paid"))
+    pot_sums = _Check(
+        "budgets",
+        ("lwoo_se", "lwoo_iq"),
+        "lwoo_se + lwoo_iq of a (year, scenario) differ from the year's budgets.lwoo_budget",
+        "pots",
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="paid", column_B="lwoo_budget"),
+    )
+    return _validate("output", budgets, amounts) + _validate(
+        "output", _materialized(pots.join(national_budgets.select("year", "lwoo_budget"), "year", "left")), [pot_sums]
+    )
+
+
+def check_pro_amounts(pro_amounts: DataFrame, national_budgets: DataFrame) -> GateReport:
+    """`export/pro_amounts`: no negative amount, and per (funding year, scenario) the amounts
+    add up to the year's pro budget to the cent."""
+    amounts = _Check(
+        "pro_amounts",
+        ("amount",),
+        "negative amount",
+        "rows",
+        gxe.ExpectColumnValuesToBeBetween(column="amount", min_value=0),
+    )
+    pots = pro_amounts.groupBy("year", "scenario").agg(F.sum("amount").alias("paid"))
+    budget = national_budgets.select("year", F.col("pro_onderwijskansen_budget").alias("budget"))
+    pot_sums = _Check(
+        "pro_amounts",
+        ("amount",),
+        "amounts of a (funding year, scenario) differ from the year's budgets.pro_onderwijskansen_budget",
+        "pots",
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="paid", column_B="budget"),
+    )
+    return _validate("output", pro_amounts, [amounts]) + _validate(
+        "output", _materialized(pots.join(budget, "year", "left")), [pot_sums]
+    )

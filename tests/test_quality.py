@@ -1,0 +1,224 @@
+"""Data-quality gates: passing data passes; each failure class fails with a message naming
+table, column, rule and count, and neither message nor JSON report quotes an id."""
+
+import datetime as dt
+import json
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+
+from lib.contract import CONTRACT
+from lib.models import ConfigFileError
+from lib.quality import (
+    QualityGateError,
+    QualityRules,
+    check_inputs,
+    check_outputs,
+    raise_if_failed,
+)
+
+# Ids carry a marker so a test can prove no message or report ever quotes one.
+ID = "SECRETID"
+STUDENTS = [f"{ID}-s{i:02}" for i in range(1, 11)]
+SPARK_TYPES = {"int": "int", "str": "string", "bool": "boolean", "date": "date", "decimal": "decimal(18,2)"}
+
+
+@pytest.fixture(scope="module")
+def rules(config):
+    return QualityRules.from_config(config)
+
+
+def cached_frame(spark, rows, schema):
+    # Cached like the contract's and the pipeline's frames: GE runs several jobs per suite.
+    return spark.createDataFrame(rows, schema).persist()
+
+
+def contract_frame(spark, table, rows):
+    return cached_frame(spark, rows, ", ".join(f"{c.name} {SPARK_TYPES[c.kind]}" for c in CONTRACT[table].columns))
+
+
+def valid_input_rows():
+    """Ten vmbo grade-3 students in 2020. Shares: unknown parent education 0.6 (fathers of
+    s04-s09 have no level), not in register 0.1 (s10 has no father), asylum 0.1 (s01)."""
+    fathers = [None if i == 10 else f"{ID}-f{i:02}" for i in range(1, 11)]
+    mothers = [f"{ID}-m{i:02}" for i in range(1, 11)]
+    parents = [f for f in fathers if f]
+    return {
+        "enrolment": [(2020, student, "v1", "vmbo_bk", 3, True) for student in STUDENTS],
+        "persons": [(person, 1980, "m", "nl") for person in STUDENTS + parents + mothers],
+        "parents": list(zip(STUDENTS, fathers, mothers, strict=True)),
+        "education": [(2020, mother, "mbo4") for mother in mothers] + [(2020, f, "havo_vwo") for f in parents[:3]],
+        "residence_duration": [(2020, mother, "10_plus") for mother in mothers],
+        "asylum": [(STUDENTS[0], dt.date(2016, 5, 1))],
+        "schools": [
+            (2020, "v1", "b1", "1000", False, None),
+            (2020, "v2", "b1", "9999", False, "VO0002"),  # closed: the manual SWV
+            (2020, "v3", "b2", "9998", True, None),  # RSVO
+        ],
+        "swv_postcodes": [("1000", "VO0002")],
+        "swv": [("VO0002", "Regio", "Eemsdelta", "krimp"), ("VO0001", "RSVO", None, None)],
+        "budgets": [(2020, Decimal(100), None), (2022, None, Decimal(50))],
+        "swv_budgets": [(2020, "VO0002", Decimal(1), Decimal(2), Decimal(3))],
+    }
+
+
+def broken_input_rows():
+    """The valid rows with one break of each kind; requested for 2019 (no data at all) and 2020."""
+    rows = valid_input_rows()
+    enrolment = rows["enrolment"]
+    enrolment.append(enrolment[1])  # s02 enrolled twice
+    enrolment.append((2020, f"{ID}-s11", "v1", "bogus", 3, True))  # unknown programme
+    enrolment[3] = (2020, STUDENTS[3], "gone", "vmbo_bk", 3, True)  # no schools row
+    rows["persons"].append((None, 1980, "f", "nl"))  # null key
+    # s08-s10 without father: 0.3 of the students not (fully) in the register.
+    rows["parents"] = [(s, None if i >= 7 else f, m) for i, (s, f, m) in enumerate(rows["parents"])]
+    rows["schools"].append((2020, "v4", "b2", "7777", False, None))  # postcode without SWV
+    rows["budgets"] = [(2020, Decimal(100), None), (2022, None, None)]  # 2019: no lwoo; 2022 listed, no pro
+    return rows
+
+
+def frames_of(spark, rows):
+    return {table: contract_frame(spark, table, table_rows) for table, table_rows in rows.items()}
+
+
+def assert_no_ids(report, error):
+    assert ID not in str(error)
+    assert ID not in report.to_json()
+
+
+def failures_by_rule(report):
+    return {(f.table, f.columns, f.expectation): f.unexpected_count for f in report.failures}
+
+
+def test_valid_input_passes_quietly(spark, rules, capfd):
+    report = check_inputs(frames_of(spark, valid_input_rows()), rules, [2020])
+    assert report.success, [str(failure) for failure in report.failures]
+    raise_if_failed(report)
+    recorded = json.loads(report.to_json())
+    assert recorded["success"] and len(recorded["expectations"]) == len(report.outcomes) > 20
+    assert "Calculating Metrics" not in capfd.readouterr().err  # GE's progress bars are off
+
+
+def test_each_input_failure_is_named_with_table_column_rule_and_count(spark, rules):
+    # Keys and codes are broken in these two tables only; the valid-input test covers the rest.
+    broken_tables = replace(rules, key_and_code_tables=("enrolment", "persons"))
+    report = check_inputs(frames_of(spark, broken_input_rows()), broken_tables, [2019, 2020])
+    assert failures_by_rule(report) == {
+        ("enrolment", ("year", "student_id"), "expect_compound_columns_to_be_unique"): 2,
+        ("persons", ("person_id",), "expect_column_values_to_not_be_null"): 1,
+        ("enrolment", ("programme",), "expect_column_values_to_be_in_set"): 1,
+        ("enrolment", ("school_id",), "expect_column_sum_to_be_between"): 1,
+        ("schools", ("rsvo", "swv_override", "postcode"), "expect_column_sum_to_be_between"): 1,
+        ("enrolment", ("year",), "expect_column_values_to_be_between"): 1,
+        ("schools", ("year",), "expect_column_values_to_be_between"): 1,
+        ("swv_budgets", ("year",), "expect_column_values_to_be_between"): 1,
+        ("budgets", ("lwoo_budget",), "expect_column_values_to_not_be_null"): 1,
+        ("budgets", ("pro_onderwijskansen_budget",), "expect_column_values_to_not_be_null"): 1,
+        ("persons", ("person_id",), "expect_column_values_to_be_between"): 1,
+    }
+    with pytest.raises(QualityGateError) as raised:
+        raise_if_failed(report)
+    message = str(raised.value)
+    for line in (
+        "input table enrolment, column year, student_id: key not unique (rows sharing a key) (2 rows)",
+        "input table persons, column person_id: key column is null (1 rows)",
+        "input table enrolment, column programme: code not in ['vmbo_bk', 'vmbo_gt', 'pro', 'havo', 'vwo', 'other']",
+        "input table enrolment, column school_id: no schools row for the enrolment's (year, school_id) (1 rows)",
+        "input table schools, column rsvo, swv_override, postcode: SWV undeterminable",
+        "input table swv_budgets, column year: no rows for a requested teldatum year (1 years)",
+        "input table budgets, column lwoo_budget: no lwoo_budget for a requested teldatum year (1 years)",
+        "input table budgets, column pro_onderwijskansen_budget: no pro_onderwijskansen_budget for funding year t + 2",
+        "input table persons, column person_id: share of population students who, or one of whose parents, is not in "
+        "the register outside [0.0, 0.15] (1 years)",
+    ):
+        assert line in message
+    assert_no_ids(report, raised.value)
+
+
+def test_pro_budget_of_every_funding_year_can_be_required(spark, rules):
+    # 2019 and 2020 pay in funding years 2021 (no budgets row) and 2022 (no pro budget).
+    every_year = replace(rules, key_and_code_tables=(), pro_budget_funding_years="all")
+    report = check_inputs(frames_of(spark, broken_input_rows()), every_year, [2019, 2020])
+    failures = failures_by_rule(report)
+    assert failures[("budgets", ("pro_onderwijskansen_budget",), "expect_column_values_to_not_be_null")] == 2
+
+
+def output_frames(spark, broken):
+    lwoo, pro = "lwoo_p15_school", "pro_p30_vestiging"
+    scores = [
+        (2020, "lwoo", STUDENTS[0], Decimal("1.5"), "computed"),
+        (2020, "pro", STUDENTS[0], Decimal("0.5"), "imputed_education"),  # another model: another key
+        (2020, "lwoo", STUDENTS[1], None, "imputed_asylum"),
+        (2020, "lwoo", STUDENTS[2], Decimal("-0.2"), "imputed_donor_school"),
+    ]
+    cutoffs = [(2020, lwoo, 15, 15.0), (2020, "lwoo_p20_school", 20, 20.4)]
+    budgets = [
+        (2020, lwoo, "VO0002", Decimal("23.00"), Decimal("50.00"), Decimal(1), Decimal(2), Decimal("76.00")),
+        (2020, lwoo, "VO0001", Decimal("0.00"), Decimal("27.00"), Decimal(1), Decimal(2), Decimal("30.00")),
+    ]
+    amounts = [(2022, pro, "v1", Decimal("30.00")), (2022, pro, "v2", Decimal("20.00"))]
+    if broken:
+        scores += [
+            scores[0],  # the same (year, model, student) twice
+            (2020, "lwoo", STUDENTS[3], None, "computed"),  # a computed student without score
+            (2020, "lwoo", STUDENTS[4], Decimal(0), "guessed"),
+        ]
+        cutoffs = [(2020, lwoo, 15, 14.9), (2020, "lwoo_p20_school", 20, 21.5)]
+        budgets[1] = (2020, lwoo, "VO0001", Decimal("-1.00"), Decimal("27.00"), Decimal(1), Decimal(2), Decimal("29"))
+        amounts[1] = (2022, pro, "v2", Decimal("-20.00"))
+    money = "decimal(18,2)"
+    schemas = {
+        "student_scores": "year int, model string, student_id string, score decimal(12,6), score_source string",
+        "cutoffs": "year int, scenario string, target_share int, realised_share double",
+        "budgets": f"year int, scenario string, swv_id string, lwoo_se {money}, lwoo_iq {money}, regional {money}, "
+        f"pro {money}, total {money}",
+        "pro_amounts": f"year int, scenario string, school_id string, amount {money}",
+    }
+    rows = {"student_scores": scores, "cutoffs": cutoffs, "budgets": budgets, "pro_amounts": amounts}
+    return {table: cached_frame(spark, rows[table], schema) for table, schema in schemas.items()}
+
+
+@pytest.fixture(scope="module")
+def national_budgets(spark):
+    return contract_frame(spark, "budgets", [(2020, Decimal(100), None), (2022, None, Decimal(50))])
+
+
+def test_valid_outputs_pass(spark, rules, national_budgets):
+    report = check_outputs(output_frames(spark, broken=False), national_budgets, rules)
+    assert report.success, [str(failure) for failure in report.failures]
+    assert {outcome.table for outcome in report.outcomes} == {"student_scores", "cutoffs", "budgets", "pro_amounts"}
+
+
+def test_each_output_failure_is_named_with_table_column_rule_and_count(spark, rules, national_budgets):
+    report = check_outputs(output_frames(spark, broken=True), national_budgets, rules)
+    assert failures_by_rule(report) == {
+        ("student_scores", ("year", "model", "student_id"), "expect_compound_columns_to_be_unique"): 2,
+        ("student_scores", ("score",), "expect_column_values_to_not_be_null"): 1,
+        ("student_scores", ("score_source",), "expect_column_values_to_be_in_set"): 1,
+        ("cutoffs", ("realised_share", "target_share"), "expect_column_pair_values_a_to_be_greater_than_b"): 1,
+        ("cutoffs", ("realised_share", "target_share"), "expect_column_values_to_be_between"): 1,
+        ("budgets", ("lwoo_se",), "expect_column_values_to_be_between"): 1,
+        ("budgets", ("lwoo_se", "lwoo_iq"), "expect_column_pair_values_to_be_equal"): 1,
+        ("pro_amounts", ("amount",), "expect_column_values_to_be_between"): 1,
+        ("pro_amounts", ("amount",), "expect_column_pair_values_to_be_equal"): 1,
+    }
+    with pytest.raises(QualityGateError) as raised:
+        raise_if_failed(report)
+    message = str(raised.value)
+    for line in (
+        "output table student_scores, column score: score is null while score_source is not imputed_asylum (1 rows)",
+        "output table cutoffs, column realised_share, target_share: realised_share above target_share + 1.0 "
+        "percentage points of ties (1 rows)",
+        "output table budgets, column lwoo_se, lwoo_iq: lwoo_se + lwoo_iq of a (year, scenario) differ from the "
+        "year's budgets.lwoo_budget (1 pots)",
+        "output table pro_amounts, column amount: negative amount (1 rows)",
+    ):
+        assert line in message
+    assert_no_ids(report, raised.value)
+
+
+def test_configuration_is_validated(config):
+    broken = config.with_overrides("quality", input={**config["quality"]["input"], "pro_budget_funding_years": "x"})
+    with pytest.raises(ConfigFileError, match="input.pro_budget_funding_years"):
+        QualityRules.from_config(broken)
