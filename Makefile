@@ -50,6 +50,12 @@ dist: setup
 	zip -q -r dist/onderwijsscore.zip lib -x '*__pycache__*'
 	cp jobs/*.py dist/
 
+# The whole pipeline on sample data at SCALE (e.g. `make bench SCALE=1`): wall time, peak
+# memory, Spark jobs, stages and shuffle bytes per stage.
+bench: setup data
+	rm -rf data/bench/scale-$(SCALE)
+	$(PY) jobs/benchmark.py --input $(SAMPLE_DIR) --output data/bench/scale-$(SCALE) --years $(YEARS) --config $(CONFIG)
+
 lint: setup
 	$(VENV)/bin/ruff check lib jobs tests
 	$(VENV)/bin/ruff format --check lib jobs tests

@@ -19,6 +19,9 @@ def parse_args(argv):
     parser.add_argument("--output", required=True, help="output root: restricted/ and export/ Delta tables")
     parser.add_argument("--years", help="comma-separated teldatum years (default: conf/pipeline.yaml)")
     parser.add_argument("--config", help="config directory (default: the project's conf/)")
+    parser.add_argument(
+        "--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting (repeatable)"
+    )
     return parser.parse_args(argv)
 
 
@@ -28,7 +31,8 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     years = [int(y) for y in args.years.split(",")] if args.years else None
     settings = pipeline.RunSettings.from_config(config, args.input, args.output, years)
-    spark = build_session(config, "onderwijsscore-pipeline")
+    overrides = dict(setting.split("=", 1) for setting in args.spark_conf)
+    spark = build_session(config, "onderwijsscore-pipeline", overrides)
     try:
         pipeline.run(spark, config, settings)
     except PipelineError as error:

@@ -23,6 +23,7 @@ from lib.budgets import BudgetRules, lwoo_budgets, pro_amounts, pro_board_amount
 from lib.cutoffs import ScenarioGrid, scenario_cutoffs
 from lib.errors import describe
 from lib.models import load_model
+from lib.quality import QualityRules, check_inputs, check_outputs, raise_if_failed
 from lib.run_record import RunRecord, input_fingerprint
 from lib.runtime import Config, stage
 from lib.scores import load_scoring_rules, score_students
@@ -78,11 +79,22 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
         with stage("read and check input", record.row_counts):
             inputs = contract.read_inputs(spark, settings.input_root, settings.input_format)
             record.row_counts.update({f"input.{name}": rows for name, rows in inputs.row_counts.items()})
+        quality_rules = QualityRules.from_config(config)
+        with stage("input gates"):
+            input_report = check_inputs(inputs.frames, quality_rules, settings.years)
+            record.data_quality = input_report.to_dict()
+            raise_if_failed(input_report)
         outputs = [
             replace(output, frame=output.frame.withColumn("run_id", F.lit(record.run_id)))
             for output in compute(spark, config, settings, inputs, record)
         ]
         record.row_counts.update(publication.stage_outputs(outputs, settings.output_root, record.run_id))
+        with stage("output gates"):
+            # Gated as staged: read back from Delta, nothing is computed twice.
+            staged = {o.table: publication.staged(spark, o, settings.output_root, record.run_id) for o in outputs}
+            report = input_report + check_outputs(staged, inputs["budgets"], quality_rules)
+            record.data_quality = report.to_dict()
+            raise_if_failed(report)
         record.delta_versions.update(publication.publish(spark, outputs, settings.output_root, record.run_id))
     except Exception as error:
         publication.recover(spark, settings.output_root)  # undo a partial publication
