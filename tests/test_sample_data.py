@@ -6,20 +6,20 @@ sampling noise at this scale.
 """
 
 import pytest
+from conftest import SAMPLE_SCALE as SCALE
+from conftest import SAMPLE_SEED as SEED
+from conftest import SAMPLE_YEARS as YEARS
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lib.contract import CONTRACT, EDUCATION_LEVELS, read_inputs
-from lib.sample_data import SampleSpec, generate, opaque_id, plan_geography, plan_swvs, sample_tables, uniform
-
-SCALE, SEED, YEARS = 0.01, 20221001, (2017, 2018, 2019, 2020)
+from lib.sample_data import SampleSpec, opaque_id, plan_geography, plan_swvs, sample_tables, uniform
 
 
 @pytest.fixture(scope="module")
-def generated(spark, config, tmp_path_factory):
-    """(output folder, row counts written per table)."""
-    output = tmp_path_factory.mktemp("sample")
-    return output, generate(spark, config, output, SCALE, SEED, YEARS)
+def generated(sample_generation):
+    """(output folder, row counts written per table): the suite's shared sample input."""
+    return sample_generation
 
 
 @pytest.fixture(scope="module")
