@@ -1,0 +1,392 @@
+"""Student scores (domain.md §2-3): population, register joins, coefficients, imputation.
+
+Per teldatum year and model, every population student gets one row with one
+`score_source` — the first path that applies:
+
+1. `imputed_asylum`        registered with COA/IND in the configured period; score null
+                           (the scenario stage sets it)
+2. `imputed_donor_school`  not in the population register: a donor's score, same school first
+3. `imputed_donor_parent`  a parent not in the register, or no origin group: the most
+                           similar donor's score, same school first
+4. `imputed_education`     a parent's education unknown: its expected coefficient
+5. `computed`              everything known
+
+`D = start(track) + c_father_education + c_mother_education + c_origin_group
++ c_mother_duration + c_wsnp`, with the coefficients joined from the model file as
+broadcast lookups and everything in DECIMAL, so ties and cutoffs are engine-independent.
+The functions are DataFrame -> DataFrame steps for `.transform`; `score_students` chains them.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from functools import reduce
+from operator import add
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lib.contract import DURATION_CLASSES
+from lib.imputation import (
+    DONOR_MATCH_COLUMNS,
+    DONOR_SOURCES,
+    EDUCATION_CHARACTERISTICS,
+    FEATURE_COLUMNS,
+    PARENT_ROLES,
+    EducationModelSettings,
+    donor_scores,
+    impute_parent_education,
+)
+from lib.models import (
+    CHARACTERISTICS,
+    WSNP_CATEGORIES,
+    ConfigFileError,
+    ScoreModel,
+    coefficient_lookup,
+    start_lookup,
+)
+from lib.runtime import Config
+
+SCORE_SOURCES = ("imputed_asylum", "imputed_donor_school", "imputed_donor_parent", "imputed_education", "computed")
+IMPUTED = "imputed"  # the category of a parent whose education level was imputed
+_SCORE_INTEGER_DIGITS = 6
+# conf/scoring.yaml `donors` section -> the path whose recipients it serves.
+_DONOR_PATHS = {"not_in_register": "imputed_donor_school", "parent_not_in_register": "imputed_donor_parent"}
+
+OUTPUT_COLUMNS = (
+    "year",
+    "model",
+    "student_id",
+    "school_id",
+    "track",
+    "grade",
+    "score",
+    "score_source",
+    *CHARACTERISTICS,
+    "c_start",
+    *[f"c_{characteristic}" for characteristic in CHARACTERISTICS],
+)
+
+
+@dataclass(frozen=True)
+class ScoringRules:
+    """conf/scoring.yaml: the choices domain.md §2-3 leaves open."""
+
+    teldatum_month: int
+    teldatum_day: int
+    score_decimals: int
+    wsnp_window_months: int
+    asylum_min_registration_date: datetime.date
+    missing_mother_duration: str
+    donor_levels: dict[str, tuple[tuple[str, ...], ...]]  # score_source -> match-key levels, preferred first
+    education_model: EducationModelSettings
+
+    @property
+    def score_type(self) -> T.DecimalType:
+        return T.DecimalType(_SCORE_INTEGER_DIGITS + self.score_decimals, self.score_decimals)
+
+
+def load_scoring_rules(config: Config) -> ScoringRules:
+    return parse_scoring_rules(config["scoring"], f"{config.conf_dir / 'scoring'}.yaml")
+
+
+def parse_scoring_rules(raw: Any, file: str) -> ScoringRules:
+    """Validate conf/scoring.yaml; any problem raises `ConfigFileError` naming file and key."""
+
+    def value(path: str, *kinds: type) -> Any:
+        node = raw
+        for key in path.split("."):
+            if not isinstance(node, dict) or key not in node:
+                raise ConfigFileError(file, path, "missing")
+            node = node[key]
+        # bool is an int in Python, but `true` is never meant as a number here.
+        if isinstance(node, bool) or not isinstance(node, kinds):
+            raise ConfigFileError(file, path, f"expected {' or '.join(k.__name__ for k in kinds)}, found {node!r}")
+        return node
+
+    teldatum = datetime.date(2000, value("teldatum.month", int), value("teldatum.day", int))  # validates the day
+    missing_duration = value("missing_mother_duration", str)
+    if missing_duration not in DURATION_CLASSES:
+        raise ConfigFileError(file, "missing_mother_duration", f"not in {list(DURATION_CLASSES)}")
+
+    donor_levels = {}
+    for section, source in _DONOR_PATHS.items():
+        levels = value(f"donors.{section}", list)
+        if not levels or not all(
+            isinstance(level, list) and set(level) <= set(DONOR_MATCH_COLUMNS) for level in levels
+        ):
+            raise ConfigFileError(
+                file, f"donors.{section}", f"must be a non-empty list of key lists from {list(DONOR_MATCH_COLUMNS)}"
+            )
+        donor_levels[source] = tuple(tuple(level) for level in levels)
+
+    features = value("education_imputation.features", list)
+    if not features or not set(features) <= set(FEATURE_COLUMNS):
+        raise ConfigFileError(
+            file, "education_imputation.features", f"must be a non-empty subset of {list(FEATURE_COLUMNS)}"
+        )
+    held_out_fraction = value("education_imputation.held_out_fraction", int, float)
+    if not 0 <= held_out_fraction < 1:
+        raise ConfigFileError(file, "education_imputation.held_out_fraction", "must be in [0, 1)")
+
+    return ScoringRules(
+        teldatum_month=teldatum.month,
+        teldatum_day=teldatum.day,
+        score_decimals=value("score_decimals", int),
+        wsnp_window_months=value("wsnp_window_months", int),
+        asylum_min_registration_date=value("asylum_min_registration_date", datetime.date),
+        missing_mother_duration=missing_duration,
+        donor_levels=donor_levels,
+        education_model=EducationModelSettings(
+            features=tuple(features),
+            held_out_fraction=held_out_fraction,
+            max_iter=value("education_imputation.max_iter", int),
+            reg_param=value("education_imputation.reg_param", int, float),
+            elastic_net_param=value("education_imputation.elastic_net_param", int, float),
+            tolerance=value("education_imputation.tolerance", int, float),
+        ),
+    )
+
+
+def select_population(enrolment: DataFrame, model: ScoreModel, years: list[int]) -> DataFrame:
+    """The model's students on each teldatum: (year, student_id, school_id, track, grade)."""
+    selected = enrolment.where(
+        F.col("year").isin(*years) & F.col("programme").isin(*model.programmes) & F.col("grade").isin(*model.grades)
+    )
+    if model.funded_only:
+        selected = selected.where(F.col("funded"))
+    return selected.select("year", "student_id", "school_id", F.col("programme").alias("track"), "grade")
+
+
+def with_teldatum(students: DataFrame, rules: ScoringRules) -> DataFrame:
+    return students.withColumn(
+        "teldatum", F.make_date(F.col("year"), F.lit(rules.teldatum_month), F.lit(rules.teldatum_day))
+    )
+
+
+def family_members(students: DataFrame, parents: DataFrame) -> DataFrame:
+    """One row per (student, family member) with `role` (student/father/mother) and
+    `person_id`, so each register table is joined once for the whole family. A parent id
+    that `parents` does not give has no row."""
+    with_parent_ids = students.join(
+        parents.select(F.col("child_id").alias("student_id"), "father_id", "mother_id"), "student_id", "left"
+    )
+    member_ids = {"student": F.col("student_id"), **{role: F.col(f"{role}_id") for role in PARENT_ROLES}}
+    members = F.array(
+        *[F.struct(F.lit(role).alias("role"), id_.alias("person_id")) for role, id_ in member_ids.items()]
+    )
+    return with_parent_ids.select(*students.columns, F.inline(members)).where(F.col("person_id").isNotNull())
+
+
+def with_register_data(
+    members: DataFrame, inputs: dict[str, DataFrame], model: ScoreModel, rules: ScoringRules
+) -> DataFrame:
+    """Each member's register data on the teldatum.
+
+    Adds `in_register` (in `persons`), `birth_year`, `origin_group`, `education` (null =
+    unknown or not in the register; codes outside the categories recoded by the model's
+    education mapping), `income_percentile`, `duration_class`, `in_asylum_period`
+    (registered on or after the configured date and on or before the teldatum) and
+    `in_wsnp_window` (a WSNP period overlapping [teldatum - window, teldatum], both ends
+    included, a null end date ongoing). A member with several WSNP periods gets one row
+    per period; `per_student` aggregates them away.
+    """
+    persons = inputs["persons"].select("person_id", F.lit(True).alias("in_register"), "birth_year", "origin_group")
+    in_register = F.coalesce(F.col("in_register"), F.lit(False))
+    mapping = F.create_map(*[F.lit(code) for pair in model.education_mapping.items() for code in pair]).cast(
+        "map<string,string>"
+    )
+    level = F.col("education_level")
+    window_start = F.add_months(F.col("teldatum"), -rules.wsnp_window_months)
+    return (
+        members.join(persons, "person_id", "left")
+        .join(inputs["asylum"], "person_id", "left")
+        .join(inputs["wsnp"], "person_id", "left")
+        .join(inputs["education"], ["year", "person_id"], "left")
+        .join(inputs["income"], ["year", "person_id"], "left")
+        .join(inputs["residence_duration"], ["year", "person_id"], "left")
+        .select(
+            *members.columns,
+            in_register.alias("in_register"),
+            "birth_year",
+            "origin_group",
+            F.when(in_register, F.coalesce(mapping[level], level)).alias("education"),
+            "income_percentile",
+            "duration_class",
+            F.col("registration_date")
+            .between(F.lit(rules.asylum_min_registration_date), F.col("teldatum"))
+            .alias("in_asylum_period"),
+            (
+                (F.col("start_date") <= F.col("teldatum"))
+                & (F.col("end_date").isNull() | (F.col("end_date") >= window_start))
+            ).alias("in_wsnp_window"),
+        )
+    )
+
+
+def per_student(members: DataFrame, missing_mother_duration: str) -> DataFrame:
+    """Back to one row per student, each member's data in `<role>_...` columns.
+
+    A role's rows differ only in their WSNP period, so `max` picks its value, and for a
+    flag any true row wins. A registered mother without a duration row gets
+    `missing_mother_duration`; WSNP counts either parent.
+    """
+
+    def of(roles: tuple[str, ...], column: str) -> Column:
+        return F.max(F.when(F.col("role").isin(*roles), F.col(column)))
+
+    def flag(roles: tuple[str, ...], column: str) -> Column:
+        return F.coalesce(of(roles, column), F.lit(False))
+
+    parent_columns = [
+        column
+        for role in PARENT_ROLES
+        for column in (
+            of((role,), "person_id").alias(f"{role}_id"),
+            flag((role,), "in_register").alias(f"{role}_in_register"),
+            of((role,), "birth_year").alias(f"{role}_birth_year"),
+            of((role,), "education").alias(f"{role}_education_observed"),
+            of((role,), "income_percentile").alias(f"{role}_income_percentile"),
+        )
+    ]
+    no, yes = WSNP_CATEGORIES
+    return (
+        members.groupBy("year", "student_id", "school_id", "track", "grade", "teldatum")
+        .agg(
+            flag(("student",), "in_register").alias("student_in_register"),
+            of(("student",), "origin_group").alias("origin_group_observed"),
+            flag(("student",), "in_asylum_period").alias("is_asylum"),
+            *parent_columns,
+            of(("mother",), "duration_class").alias("_duration"),
+            flag(PARENT_ROLES, "in_wsnp_window").alias("_in_wsnp"),
+        )
+        .withColumns(
+            {
+                "mother_duration_observed": F.when(
+                    F.col("mother_in_register"), F.coalesce(F.col("_duration"), F.lit(missing_mother_duration))
+                ),
+                "wsnp_observed": F.when(F.col("_in_wsnp"), F.lit(yes)).otherwise(F.lit(no)),
+            }
+        )
+        .drop("_duration", "_in_wsnp")
+    )
+
+
+def with_score_source(students: DataFrame) -> DataFrame:
+    """The first path of domain.md §3 that applies."""
+    asylum, donor_school, donor_parent, education, computed = SCORE_SOURCES
+    parent_missing = (
+        ~F.col("father_in_register") | ~F.col("mother_in_register") | F.col("origin_group_observed").isNull()
+    )
+    education_unknown = F.col("father_education_observed").isNull() | F.col("mother_education_observed").isNull()
+    return students.withColumn(
+        "score_source",
+        F.when(F.col("is_asylum"), asylum)
+        .when(~F.col("student_in_register"), donor_school)
+        .when(parent_missing, donor_parent)
+        .when(education_unknown, education)
+        .otherwise(computed),
+    )
+
+
+def student_facts(inputs: dict[str, DataFrame], model: ScoreModel, rules: ScoringRules, years: list[int]) -> DataFrame:
+    """The population with what the registers say about each student and its parents, and its path."""
+    return (
+        select_population(inputs["enrolment"], model, years)
+        .transform(with_teldatum, rules)
+        .transform(family_members, inputs["parents"])
+        .transform(with_register_data, inputs, model, rules)
+        .transform(per_student, rules.missing_mother_duration)
+        .transform(with_score_source)
+    )
+
+
+def with_categories(students: DataFrame) -> DataFrame:
+    """The five category codes for students scored on their own data (paths 4 and 5), with
+    `imputed` for an unknown parent education; null on the donor and asylum paths."""
+    own_score = F.col("score_source").isin(*DONOR_SOURCES)
+
+    def category(characteristic: str) -> Column:
+        observed = F.col(f"{characteristic}_observed")
+        return F.coalesce(observed, F.lit(IMPUTED)) if characteristic in EDUCATION_CHARACTERISTICS else observed
+
+    return students.withColumns({c: F.when(own_score, category(c)) for c in CHARACTERISTICS})
+
+
+def with_coefficients(
+    students: DataFrame, coefficients: DataFrame, starts: DataFrame, imputed_education: DataFrame
+) -> DataFrame:
+    """`c_start` and `c_<characteristic>` by broadcast lookup of the categories; an imputed
+    parent education takes its expected coefficient from `imputed_education`."""
+    for characteristic in CHARACTERISTICS:
+        lookup = coefficients.where(F.col("characteristic") == characteristic).select(
+            F.col("category").alias(characteristic), F.col("coefficient").alias(f"c_{characteristic}")
+        )
+        students = students.join(F.broadcast(lookup), characteristic, "left")
+    imputed = {
+        f"c_{c}": F.when(F.col(c) == IMPUTED, F.col(f"c_{c}_imputed")).otherwise(F.col(f"c_{c}"))
+        for c in EDUCATION_CHARACTERISTICS
+    }
+    own_score = F.col("score_source").isin(*DONOR_SOURCES)
+    return (
+        students.join(imputed_education, ["year", "student_id"], "left")
+        .join(F.broadcast(starts), "track", "left")
+        .withColumns({**imputed, "c_start": F.when(own_score, F.col("c_start"))})
+        .drop(*[f"c_{c}_imputed" for c in EDUCATION_CHARACTERISTICS])
+    )
+
+
+def with_score(students: DataFrame, score_type: T.DecimalType) -> DataFrame:
+    """D = start + the five coefficients, in DECIMAL (null where the student has no own score)."""
+    terms = [F.col("c_start"), *[F.col(f"c_{characteristic}") for characteristic in CHARACTERISTICS]]
+    return students.withColumn("score", reduce(add, terms).cast(score_type))
+
+
+def with_donor_scores(
+    students: DataFrame, donor_levels: dict[str, tuple[tuple[str, ...], ...]], seed: int
+) -> DataFrame:
+    """Fill the score of the donor paths with their donor's score."""
+    donated = donor_scores(students, donor_levels, seed)
+    return (
+        students.join(donated, ["year", "student_id"], "left")
+        .withColumn(
+            "score",
+            F.when(F.col("score_source").isin(*donor_levels), F.col("donor_score")).otherwise(F.col("score")),
+        )
+        .drop("donor_score")
+    )
+
+
+def score_students(
+    inputs: dict[str, DataFrame], model: ScoreModel, rules: ScoringRules, years: list[int], seed: int
+) -> tuple[DataFrame, dict[int, dict[str, float | int | None]]]:
+    """Every population student of `years` with score, score_source, categories and
+    coefficients (`OUTPUT_COLUMNS`), and the education model's fit metrics per year.
+
+    Fitting the education model runs Spark jobs now; the returned frame itself is lazy.
+    Two student-sized frames are persisted because later steps read them several times:
+    the register facts (education model, scores) and the own scores (donor search).
+    """
+    spark = inputs["enrolment"].sparkSession
+    score_type = rules.score_type
+    coefficients = coefficient_lookup(spark, model, score_type)
+    facts = student_facts(inputs, model, rules, years).persist(StorageLevel.MEMORY_AND_DISK)
+    imputed_education, fit_metrics = impute_parent_education(
+        facts, coefficients, rules.education_model, years, seed, score_type
+    )
+    own_scores = (
+        facts.transform(with_categories)
+        .transform(with_coefficients, coefficients, start_lookup(spark, model, score_type), imputed_education)
+        .transform(with_score, score_type)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    scores = (
+        own_scores.transform(with_donor_scores, rules.donor_levels, seed)
+        .withColumn("model", F.lit(model.name))
+        .select(*OUTPUT_COLUMNS)
+    )
+    return scores, fit_metrics
