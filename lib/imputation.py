@@ -159,7 +159,12 @@ def fit_education_model(
         regParam=settings.reg_param,
         elasticNetParam=settings.elastic_net_param,
         tol=settings.tolerance,
-    ).fit(fit_part)
+    ).fit(
+        # One partition in a fixed row order (a row per year, student and parent): the optimiser's
+        # floating-point sums then run in the same order on every engine and cluster, so the fit
+        # and every score are identical run to run.
+        fit_part.repartition(1).sortWithinPartitions("year", "student_id", "characteristic")
+    )
 
     probabilities = vector_to_array(F.col("probability"))
     true_class_probability = F.coalesce(F.get(probabilities, F.col(_LABEL).cast("int")), F.lit(0.0))
