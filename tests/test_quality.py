@@ -164,7 +164,7 @@ def output_frames(spark, broken):
             (2020, "lwoo", STUDENTS[3], None, "computed"),  # a computed student without score
             (2020, "lwoo", STUDENTS[4], Decimal(0), "guessed"),
         ]
-        cutoffs = [(2020, lwoo, 15, 14.9), (2020, "lwoo_p20_school", 20, 21.5)]
+        cutoffs = [(2020, lwoo, 15, 14.9), (2020, "lwoo_p20_school", 20, 26.5)]
         budgets[1] = (2020, lwoo, "VO0001", Decimal("-1.00"), Decimal("27.00"), Decimal(1), Decimal(2), Decimal("29"))
         amounts[1] = (2022, pro, "v2", Decimal("-20.00"))
     money = "decimal(18,2)"
@@ -208,7 +208,7 @@ def test_each_output_failure_is_named_with_table_column_rule_and_count(spark, ru
     message = str(raised.value)
     for line in (
         "output table student_scores, column score: score is null while score_source is not imputed_asylum (1 rows)",
-        "output table cutoffs, column realised_share, target_share: realised_share above target_share + 1.0 "
+        "output table cutoffs, column realised_share, target_share: realised_share above target_share + 5.0 "
         "percentage points of ties (1 rows)",
         "output table budgets, column lwoo_se, lwoo_iq: lwoo_se + lwoo_iq of a (year, scenario) differ from the "
         "year's budgets.lwoo_budget (1 pots)",
