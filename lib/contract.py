@@ -180,7 +180,7 @@ CONTRACT: dict[str, TableDef] = {
     )
 }
 
-_CANONICAL = {
+CANONICAL_TYPES = {
     "int": T.IntegerType(),
     "str": T.StringType(),
     "bool": T.BooleanType(),
@@ -241,7 +241,7 @@ def _typed(col: Col, source: T.DataType, from_text: bool) -> tuple[SparkColumn, 
     parsed only when it comes from CSV: a typed format must carry the contract's types.
     """
     raw = F.col(col.name)
-    target = _CANONICAL[col.kind]
+    target = CANONICAL_TYPES[col.kind]
     if isinstance(source, _ACCEPTED[col.kind]):
         if col.kind == "int" and isinstance(source, T.LongType):
             fits = raw.between(*_INT32)

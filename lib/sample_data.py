@@ -30,19 +30,11 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from lib.contract import CONTRACT, EDUCATION_LEVELS, MONEY
+from lib.contract import CANONICAL_TYPES, CONTRACT, EDUCATION_LEVELS
 from lib.runtime import Config, stage
 
 FIRST_POSTCODE, POSTCODE_COUNT = 1000, 9000  # 4-digit postcodes 1000-9999
-_SPARK_TYPES = {
-    "int": T.IntegerType(),
-    "str": T.StringType(),
-    "bool": T.BooleanType(),
-    "date": T.DateType(),
-    "decimal": MONEY,
-}
 _MANTISSA_BITS = 53
 
 
@@ -164,7 +156,7 @@ def clamp(column: Column, low: int, high: int) -> Column:
 
 def conform(frame: DataFrame, table: str) -> DataFrame:
     """The contract's columns, in its order, with its canonical types."""
-    return frame.select(*[F.col(c.name).cast(_SPARK_TYPES[c.kind]).alias(c.name) for c in CONTRACT[table].columns])
+    return frame.select(*[F.col(c.name).cast(CANONICAL_TYPES[c.kind]).alias(c.name) for c in CONTRACT[table].columns])
 
 
 # --- geography: SWVs, postcodes, vestigingen (small; planned on the driver) -------------

@@ -14,19 +14,12 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from lib.contract import CONTRACT, MONEY
+from lib.contract import CANONICAL_TYPES, CONTRACT
 from lib.models import CHARACTERISTICS, literal_frame, load_model
 from lib.scores import OUTPUT_COLUMNS, ScoringRules, load_scoring_rules, score_students
 
 YEAR = 2022
 SEED = 7
-_SPARK_TYPES = {
-    "int": T.IntegerType(),
-    "str": T.StringType(),
-    "bool": T.BooleanType(),
-    "date": T.DateType(),
-    "decimal": MONEY,
-}
 _SCORED_TABLES = ("enrolment", "persons", "parents", "education", "income", "residence_duration", "wsnp", "asylum")
 
 
@@ -55,7 +48,7 @@ class Student:
 
 
 def contract_schema(table: str) -> T.StructType:
-    return T.StructType([T.StructField(c.name, _SPARK_TYPES[c.kind], c.nullable) for c in CONTRACT[table].columns])
+    return T.StructType([T.StructField(c.name, CANONICAL_TYPES[c.kind], c.nullable) for c in CONTRACT[table].columns])
 
 
 def make_inputs(spark: SparkSession, students: list[Student], year: int = YEAR) -> dict[str, DataFrame]:
