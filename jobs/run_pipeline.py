@@ -5,11 +5,9 @@
 """
 
 import argparse
-import logging
 import sys
 
 from lib import pipeline
-from lib.errors import PipelineError
 from lib.runtime import build_session, configure_logging, load_config
 
 
@@ -34,13 +32,9 @@ def main(argv=None) -> int:
     overrides = dict(setting.split("=", 1) for setting in args.spark_conf)
     spark = build_session(config, "onderwijsscore-pipeline", overrides)
     try:
-        pipeline.run(spark, config, settings)
-    except PipelineError as error:
-        logging.getLogger("onderwijsscore").error("run stopped: %s", error)
-        return 2
+        return pipeline.run_job(spark, config, settings)
     finally:
         spark.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -21,13 +21,15 @@ from lib.cutoffs import ASYLUM_SOURCE, ScenarioGrid
 UNIT_SCORE = T.DecimalType(18, 6)
 
 
-def scenario_scores(students: DataFrame, cutoffs: DataFrame, grid: ScenarioGrid) -> DataFrame:
+def scenario_scores(
+    students: DataFrame, cutoffs: DataFrame, grid: ScenarioGrid, student_columns: tuple[str, ...] = ()
+) -> DataFrame:
     """One row per (year, scenario, population student) of the scenario's model.
 
     Columns: year, scenario, student_id, school_id, score_source, unit_type, unit_id,
     score (asylum students carry the scenario's asylum score), in_target, contribution
-    (C − D for target-group students, else 0), and the scenario's mean_population,
-    mean_target and threshold_share.
+    (C − D for target-group students, else 0), the scenario's mean_population,
+    mean_target and threshold_share, and any `student_columns` of `students`.
     """
     parameters = cutoffs.join(grid.frame(students.sparkSession), "scenario").select(
         "year",
@@ -61,6 +63,7 @@ def scenario_scores(students: DataFrame, cutoffs: DataFrame, grid: ScenarioGrid)
             "mean_population",
             "mean_target",
             "threshold_share",
+            *student_columns,
         )
     )
 

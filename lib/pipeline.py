@@ -18,15 +18,17 @@ from pyspark.sql import functions as F
 
 from lib import contract, delta_io, publication
 from lib.aggregation import scenario_scores, unit_scores
+from lib.analyses import AnalysisRules, analyse, pair_id
 from lib.assignment import AssignmentRules, assign_swv
 from lib.budgets import BudgetRules, lwoo_budgets, pro_amounts, pro_board_amounts
 from lib.cutoffs import ScenarioGrid, scenario_cutoffs
-from lib.errors import describe
+from lib.disclosure import DisclosureRules, suppress
+from lib.errors import PipelineError, describe
 from lib.models import load_model
 from lib.quality import QualityRules, check_inputs, check_outputs, raise_if_failed
 from lib.run_record import RunRecord, input_fingerprint
 from lib.runtime import Config, stage
-from lib.scores import load_scoring_rules, score_students
+from lib.scores import load_scoring_rules, score_students, select_population
 
 log = logging.getLogger("onderwijsscore")
 
@@ -60,6 +62,17 @@ class RunSettings:
         return self.output_root / zone / table
 
 
+def run_job(spark: SparkSession, config: Config, settings: RunSettings) -> int:
+    """The exit code of jobs/run_pipeline.py: 0 when the run succeeded, 2 when it stopped
+    on a `PipelineError` (bad input, failed gate), which is logged without ids."""
+    try:
+        run(spark, config, settings)
+    except PipelineError as error:
+        log.error("run stopped: %s", error)
+        return 2
+    return 0
+
+
 def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord:
     record = RunRecord(
         config_hash=config.hash,
@@ -84,11 +97,13 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
             input_report = check_inputs(inputs.frames, quality_rules, settings.years)
             record.data_quality = input_report.to_dict()
             raise_if_failed(input_report)
-        outputs = [
-            replace(output, frame=output.frame.withColumn("run_id", F.lit(record.run_id)))
-            for output in compute(spark, config, settings, inputs, record)
-        ]
+        outputs = _with_run_id(compute(spark, config, settings, inputs, record), record.run_id)
         record.row_counts.update(publication.stage_outputs(outputs, settings.output_root, record.run_id))
+        # Analyses read the staged scores and budgets: nothing is computed twice.
+        staged = {o.table: publication.staged(spark, o, settings.output_root, record.run_id) for o in outputs}
+        analysis_outputs = _with_run_id(analyse_outputs(config, settings, inputs, staged, record), record.run_id)
+        record.row_counts.update(publication.stage_outputs(analysis_outputs, settings.output_root, record.run_id))
+        outputs += analysis_outputs
         with stage("output gates"):
             # Gated as staged: read back from Delta, nothing is computed twice.
             staged = {o.table: publication.staged(spark, o, settings.output_root, record.run_id) for o in outputs}
@@ -105,6 +120,79 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
     return record
 
 
+def _with_run_id(outputs: list[publication.Output], run_id: str) -> list[publication.Output]:
+    return [replace(output, frame=output.frame.withColumn("run_id", F.lit(run_id))) for output in outputs]
+
+
+def analyse_outputs(
+    config: Config, settings: RunSettings, inputs: contract.Inputs, staged: dict[str, DataFrame], record: RunRecord
+) -> list[publication.Output]:
+    """The analysis tables of domain.md §7, each through the disclosure check of §8 (its
+    outcome recorded per table); allocation tables are recorded as published unsuppressed."""
+    grid = ScenarioGrid.from_config(config)
+    disclosure_rules = DisclosureRules.from_config(config)
+    record.disclosure.update(
+        {t: {"suppressed": False, "reason": "allocation"} for t in disclosure_rules.allocation_tables}
+    )
+
+    def disclose(table: str, frame: DataFrame, cell_key: list[str]) -> DataFrame:
+        with stage(f"disclosure check {table}") as counts:
+            published, outcome = suppress(frame, table, disclosure_rules, cell_key)
+            record.disclosure[table] = outcome
+            counts.update(outcome)
+        return published
+
+    rules = AnalysisRules.from_config(config, grid)
+    with stage("analyses"):
+        tables = analyse(staged, inputs["swv"], grid, rules, disclose)
+    years = settings.years
+    pair_years = [year for year in years if year - 1 in years]
+    lwoo_ids = grid.scenario_ids(BudgetRules.from_config(config).lwoo_model)
+    all_ids = [s.scenario_id for s in grid.scenarios]
+    pair_ids = [pair_id(a, b) for a, b in rules.scenario_pairs]
+    slices = {
+        "profiles": {"year": years, "scenario": all_ids},
+        "stability": {"year": pair_years, "scenario": lwoo_ids},
+        "redistribution": {"year": years, "scenario": lwoo_ids},
+        "regional": {"year": years, "scenario": lwoo_ids},
+        "regional_rollup": {"year": years, "scenario": lwoo_ids},
+        "scenario_comparison": {"year": years, "pair": pair_ids},
+        "change_explained": {"year": pair_years, "scenario": lwoo_ids},
+    }
+    return [
+        publication.Output(settings.export_zone, table, frame, slices[table])
+        for table, frame in tables.items()
+        if all(slices[table].values())  # a one-year run has no year pairs
+    ]
+
+
+def _population_sizes(enrolment: DataFrame, models: list, years: list[int]) -> dict[str, int]:
+    """Population students per model and teldatum year ("pro.2020": n); stops when one is
+    empty, since an empty population would silently leave that year unpaid."""
+    selected = reduce(
+        DataFrame.unionByName,
+        [
+            select_population(enrolment, model, years).select("year", F.lit(model.name).alias("model"))
+            for model in models
+        ],
+    )
+    sizes = {(row.model, row.year): row["count"] for row in selected.groupBy("model", "year").count().collect()}
+    empty = [(model.name, year) for model in models for year in years if (model.name, year) not in sizes]
+    if empty:
+        raise contract.ContractError(
+            [
+                contract.Violation(
+                    "enrolment",
+                    "programme, grade, funded",
+                    f"no population student of model {name} in teldatum year {year}",
+                    0,
+                )
+                for name, year in empty
+            ]
+        )
+    return {f"{model}.{year}": n for (model, year), n in sorted(sizes.items())}
+
+
 def compute(
     spark: SparkSession, config: Config, settings: RunSettings, inputs: contract.Inputs, record: RunRecord
 ) -> list[publication.Output]:
@@ -115,6 +203,9 @@ def compute(
     frames, years = inputs.frames, settings.years
     models = sorted({scenario.model for scenario in grid.scenarios})
 
+    with stage("populations") as counts:
+        counts.update(_population_sizes(frames["enrolment"], [load_model(config, name) for name in models], years))
+        record.row_counts.update({f"population.{key}": n for key, n in counts.items()})
     scored = []
     for name in models:
         with stage(f"score students ({name})"):

@@ -88,3 +88,59 @@ def test_budgets_and_pro_amounts_sum_to_their_budget_to_the_cent(spark, sample_i
         assert row[2] == national[row.year].pro_onderwijskansen_budget
     boards = output(spark, settings, "export/pro_board_amounts").groupBy("year").agg(F.sum("amount")).collect()
     assert {row.year: row[1] for row in boards} == {row.year: row[2] for row in amounts}
+
+
+def test_cross_tables_count_every_swv_in_exactly_one_cell(spark, local_run):
+    settings, _ = local_run
+    budgets = output(spark, settings, "export/budgets")
+    previous = budgets.select((F.col("year") + 1).alias("year"), "scenario", "swv_id", F.col("total").alias("prev"))
+    expected = {
+        "stability": budgets.join(previous, ["year", "scenario", "swv_id"]).where(F.col("prev") != 0),
+        "redistribution": budgets.where(F.col("current_total") != 0),
+    }
+    for table, swvs in expected.items():
+        n_swvs = {(r.year, r.scenario): r["count"] for r in swvs.groupBy("year", "scenario").count().collect()}
+        cells = output(spark, settings, f"export/{table}").collect()
+        grand = {(r.year, r.scenario): r.n_units for r in cells if r.absolute_bin == r.relative_bin == "total"}
+        assert grand == n_swvs, table
+        years = {year for year, _ in grand}
+        assert years == ({settings.years[-1]} if table == "stability" else set(settings.years))
+        for key in grand:
+            interior = [
+                r for r in cells if (r.year, r.scenario) == key and "total" not in (r.absolute_bin, r.relative_bin)
+            ]
+            if not any(r.suppressed for r in interior):
+                assert sum(r.n_units for r in interior) == grand[key], (table, key)
+
+
+def test_change_explained_drivers_sum_to_each_published_change(spark, local_run):
+    settings, record = local_run
+    explained = output(spark, settings, "export/change_explained").collect()
+    budgets = {(r.year, r.scenario, r.swv_id): r.total for r in output(spark, settings, "export/budgets").collect()}
+    assert {r.year for r in explained} == {settings.years[-1]} and len(explained) >= 12 * 70
+    drivers = ["fixed_parts", "se_part", "iq_computed", "iq_imputed", "iq_asylum", "iq_threshold", "iq_national_rate"]
+    for r in explained:
+        assert r.total == budgets[(r.year, r.scenario, r.swv_id)]
+        assert r.total_prev == budgets[(r.year - 1, r.scenario, r.swv_id)]
+        assert abs(r.rounding) <= Decimal("0.05")
+        if not r.suppressed:
+            assert sum(r[d] for d in drivers) + r.rounding == r.total - r.total_prev, r.swv_id
+    assert sum(r.suppressed for r in explained) < len(explained)
+
+
+def test_profiles_and_disclosure_are_recorded(spark, local_run):
+    settings, record = local_run
+    profiles = output(spark, settings, "export/profiles")
+    cutoffs = {(r.year, r.scenario): r for r in output(spark, settings, "export/cutoffs").collect()}
+    lines = profiles.groupBy("year", "scenario", "group", "characteristic").agg(
+        F.sum("n_students").alias("n"), F.sum("share").alias("share"), F.max("suppressed").alias("suppressed")
+    )
+    for line in lines.where(~F.col("suppressed")).collect():
+        cutoff = cutoffs[(line.year, line.scenario)]
+        assert line.n == (cutoff.n_population if line.group == "population" else cutoff.n_target), line
+        assert abs(line.share - 1) <= Decimal("0.00001") * 20
+    assert profiles.where(F.col("suppressed") & F.col("n_students").isNotNull()).count() == 0
+    assert set(record.disclosure) >= {"profiles", "stability", "change_explained", "budgets"}
+    assert record.disclosure["profiles"]["min_students"] == 10
+    runs = output(spark, settings, "export/runs").where(F.col("run_id") == record.run_id).first()
+    assert runs.status == "succeeded" and '"profiles"' in runs.disclosure
