@@ -13,7 +13,7 @@ INPUT ?= $(SAMPLE_DIR)
 OUTPUT ?= data/output
 CONFIG ?= conf
 
-.PHONY: setup data run test dist lint bench clean
+.PHONY: setup data run report test dist lint bench clean
 
 setup: $(VENV)/.installed $(JARS_DIR)/.fetched
 
@@ -40,6 +40,19 @@ $(SAMPLE_DIR)/.generated: | setup
 # Sample data is generated only when no INPUT was given.
 run: setup $(if $(filter $(SAMPLE_DIR),$(INPUT)),data)
 	$(PY) jobs/run_pipeline.py --input $(INPUT) --output $(OUTPUT) --years $(YEARS) --config $(CONFIG)
+
+# The report's figures and tables (notebooks/) from the outputs in OUTPUT, as HTML in REPORT_DIR.
+REPORT_DIR ?= $(OUTPUT)/report
+report: setup
+	@test -d $(OUTPUT)/export/budgets || { echo "no outputs in $(OUTPUT): run 'make run' first"; exit 1; }
+	mkdir -p $(REPORT_DIR)
+	for notebook in notebooks/*.py; do \
+	  name=$$(basename $$notebook .py); \
+	  REPORT_OUTPUT=$(abspath $(OUTPUT)) REPORT_DIR=$(abspath $(REPORT_DIR)) REPORT_CONF=$(abspath $(CONFIG)) \
+	    $(VENV)/bin/jupytext --quiet --to ipynb --execute --run-path . --output $(REPORT_DIR)/$$name.ipynb $$notebook \
+	  && $(VENV)/bin/jupyter nbconvert --log-level WARN --to html $(REPORT_DIR)/$$name.ipynb || exit 1; \
+	done
+	@echo "report: $(REPORT_DIR)/*.html"
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -1,17 +1,17 @@
 """Benchmark the whole pipeline: wall time and peak memory of the run (driver JVM
-included), then Spark jobs, stages and shuffle bytes per stage from its event log.
+included), the pipeline's own stage timings, then Spark jobs, stages and shuffle bytes
+per stage from its event log.
 
     python jobs/benchmark.py --input DIR --output DIR [--years ...] [--config conf]
 """
 
 import argparse
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from lib.benchmark import report, summarise
+from lib.benchmark import TreeMemorySampler, report, stage_timings, summarise
 
 
 def main(argv=None) -> int:
@@ -23,6 +23,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     events = Path(args.output) / "events"
     events.mkdir(parents=True, exist_ok=True)
+    spark_conf = {
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": str(events),
+        "spark.eventLog.rolling.enabled": "false",  # one plain JSON-lines file to summarise
+        "spark.eventLog.compress": "false",
+    }
     command = [
         sys.executable,
         str(Path(__file__).with_name("run_pipeline.py")),
@@ -30,23 +36,30 @@ def main(argv=None) -> int:
         args.input,
         "--output",
         str(Path(args.output) / "output"),
-        "--spark-conf",
-        "spark.eventLog.enabled=true",
-        "--spark-conf",
-        f"spark.eventLog.dir={events}",
+        *[arg for key, value in spark_conf.items() for arg in ("--spark-conf", f"{key}={value}")],
     ]
     command += ["--years", args.years] if args.years else []
     command += ["--config", args.config] if args.config else []
     started = time.monotonic()
-    returncode = subprocess.run(command).returncode
+    log_lines = []
+    with (
+        subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process,
+        TreeMemorySampler(process.pid) as memory,
+    ):
+        for line in process.stderr:
+            sys.stderr.write(line)
+            log_lines.append(line)
     wall = time.monotonic() - started
-    # ru_maxrss of the largest descendant (the driver JVM), in KiB on Linux.
-    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    print(f"== benchmark: exit {returncode}, wall time {wall / 60:.1f} min, peak memory {peak_gib:.2f} GiB")
-    logs = sorted(events.glob("*"), key=lambda path: path.stat().st_mtime)
+    print(
+        f"== benchmark: exit {process.returncode}, wall time {wall / 60:.1f} min, "
+        f"peak memory: driver JVM {memory.peak_largest / 2**30:.2f} GiB, "
+        f"all processes {memory.peak_total / 2**30:.2f} GiB"
+    )
+    print(stage_timings(log_lines))
+    logs = sorted((p for p in events.iterdir() if p.is_file()), key=lambda path: path.stat().st_mtime)
     if logs:
         print(report(summarise(logs[-1])))
-    return returncode
+    return process.returncode
 
 
 if __name__ == "__main__":

@@ -493,9 +493,9 @@ def analyse(
     lwoo_scenarios = budgets.select("scenario").distinct()
     scored = scenario_scores(staged["student_scores"], staged["cutoffs"], grid, tuple(CHARACTERISTICS))
     regional_rows = regional(budgets, swv, rules)
-    drivers, groups = change_drivers(
-        budgets, units, score_group_gross(scored.join(F.broadcast(lwoo_scenarios), "scenario"), rules)
-    )
+    # Small (a row per year, scenario, SWV and group) and read twice: computed once.
+    group_gross = score_group_gross(scored.join(F.broadcast(lwoo_scenarios), "scenario"), rules).localCheckpoint()
+    drivers, groups = change_drivers(budgets, units, group_gross)
     cross_key = ["absolute_order", "relative_order"]
     return {
         "profiles": disclose("profiles", profiles(scored, rules), ["characteristic", "category"]),

@@ -1,14 +1,77 @@
-"""Benchmark summary from a Spark event log: jobs, stages and shuffle bytes per stage.
-
-`make bench` runs the pipeline with `spark.eventLog.enabled` under `/usr/bin/time -v`
-(wall time, peak memory) and then prints this summary of the event log.
+"""Benchmark measurements (`make bench`, jobs/benchmark.py): peak memory of a process
+tree, the pipeline's stage timings from its log, and a summary of the Spark event log
+(jobs, stages, run time and shuffle bytes per stage).
 """
 
 from __future__ import annotations
 
 import json
+import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+PAGE_SIZE = 4096
+STAGE_DONE = re.compile(r"stage (?P<name>.+?): done in (?P<seconds>[0-9.]+)s")
+
+
+class TreeMemorySampler:
+    """Samples the resident memory of a process and all its descendants (Linux /proc)
+    every `interval` seconds: the peak of the largest process (the driver JVM) and of the
+    sum over the tree."""
+
+    def __init__(self, pid: int, interval: float = 0.5):
+        self.pid, self.interval = pid, interval
+        self.peak_largest = self.peak_total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeMemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            sizes = [_rss_bytes(pid) for pid in _tree(self.pid)]
+            if sizes:
+                self.peak_largest = max(self.peak_largest, max(sizes))
+                self.peak_total = max(self.peak_total, sum(sizes))
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [int(c) for task in tasks for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _tree(pid: int) -> list[int]:
+    pids, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        pids.append(current)
+        queue.extend(_children(current))
+    return pids
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
+    except (OSError, IndexError):
+        return 0
+
+
+def stage_timings(log_lines: list[str]) -> str:
+    """The pipeline's `stage X: done in Ns` log lines as a table, slowest first."""
+    timings = [(m["name"], float(m["seconds"])) for line in log_lines if (m := STAGE_DONE.search(line))]
+    lines = [f"pipeline stages (total {sum(s for _, s in timings) / 60:.1f} min), slowest first:"]
+    lines += [f"{seconds:>8.1f} s  {name}" for name, seconds in sorted(timings, key=lambda t: -t[1])]
+    return "\n".join(lines)
 
 
 @dataclass
@@ -25,20 +88,40 @@ class StageMetrics:
 class EventLogSummary:
     jobs: int = 0
     stages: dict[tuple[int, int], StageMetrics] = field(default_factory=dict)
+    stage_description: dict[int, str] = field(default_factory=dict)  # Spark stage -> pipeline stage
+    jobs_per_description: dict[str, int] = field(default_factory=dict)
+
+    def run_time_by_description(self) -> dict[str, tuple[int, float]]:
+        """Per pipeline stage (job description): Spark jobs and task run time in seconds."""
+        seconds: dict[str, float] = {}
+        for stage in self.stages.values():
+            name = self.stage_description.get(stage.stage_id, "(none)")
+            seconds[name] = seconds.get(name, 0.0) + stage.run_time_ms / 1000
+        return {name: (self.jobs_per_description.get(name, 0), s) for name, s in seconds.items()}
 
     @property
     def shuffle_write_bytes(self) -> int:
         return sum(stage.shuffle_write_bytes for stage in self.stages.values())
 
 
+SUMMARISED_EVENTS = tuple(f'{{"Event":"SparkListener{kind}"' for kind in ("JobStart", "TaskEnd", "StageCompleted"))
+
+
 def summarise(event_log: Path) -> EventLogSummary:
     summary = EventLogSummary()
     with event_log.open() as lines:
         for line in lines:
+            # The log is mostly SQL plans; parse only the events summarised.
+            if not line.startswith(SUMMARISED_EVENTS):
+                continue
             event = json.loads(line)
             kind = event["Event"]
             if kind == "SparkListenerJobStart":
                 summary.jobs += 1
+                description = (event.get("Properties") or {}).get("spark.job.description") or "(none)"
+                summary.jobs_per_description[description] = summary.jobs_per_description.get(description, 0) + 1
+                for stage_id in event.get("Stage IDs", []):
+                    summary.stage_description.setdefault(stage_id, description)
             elif kind == "SparkListenerTaskEnd" and event.get("Task Metrics"):
                 key = (event["Stage ID"], event["Stage Attempt ID"])
                 stage = summary.stages.setdefault(key, StageMetrics(event["Stage ID"], ""))
@@ -56,17 +139,34 @@ def summarise(event_log: Path) -> EventLogSummary:
 
 
 def report(summary: EventLogSummary, top: int = 15) -> str:
-    heaviest = sorted(summary.stages.values(), key=lambda s: s.shuffle_write_bytes + s.shuffle_read_bytes)[::-1]
-    lines = [
-        f"Spark jobs: {summary.jobs}",
-        f"Spark stages: {len(summary.stages)}",
-        f"shuffle written, all stages: {summary.shuffle_write_bytes / 2**20:.1f} MiB",
-        f"stages by shuffle bytes (top {top}):",
-        f"{'stage':>6} {'tasks':>6} {'run s':>8} {'shuffle read MiB':>17} {'shuffle write MiB':>18}  name",
-    ]
-    for stage in heaviest[:top]:
-        lines.append(
+    header = f"{'stage':>6} {'tasks':>6} {'run s':>8} {'shuffle read MiB':>17} {'shuffle write MiB':>18}  name"
+
+    def rows(stages: list[StageMetrics]) -> list[str]:
+        return [
             f"{stage.stage_id:>6} {stage.tasks:>6} {stage.run_time_ms / 1000:>8.1f} "
             f"{stage.shuffle_read_bytes / 2**20:>17.1f} {stage.shuffle_write_bytes / 2**20:>18.1f}  {stage.name[:60]}"
-        )
-    return "\n".join(lines)
+            for stage in stages[:top]
+        ]
+
+    stages = list(summary.stages.values())
+    by_shuffle = sorted(stages, key=lambda s: s.shuffle_write_bytes + s.shuffle_read_bytes, reverse=True)
+    by_time = sorted(stages, key=lambda s: s.run_time_ms, reverse=True)
+    return "\n".join(
+        [
+            f"Spark jobs: {summary.jobs}",
+            f"Spark stages: {len(stages)}",
+            f"task run time, all stages: {sum(s.run_time_ms for s in stages) / 60000:.1f} min",
+            f"shuffle written, all stages: {summary.shuffle_write_bytes / 2**20:.1f} MiB",
+            "Spark jobs and task run time per pipeline stage:",
+            *[
+                f"{jobs:>6} jobs {seconds:>8.1f} s  {name}"
+                for name, (jobs, seconds) in sorted(summary.run_time_by_description().items(), key=lambda i: -i[1][1])
+            ],
+            f"stages by shuffle bytes (top {top}):",
+            header,
+            *rows(by_shuffle),
+            f"stages by task run time (top {top}):",
+            header,
+            *rows(by_time),
+        ]
+    )

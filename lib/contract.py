@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lib.errors import PipelineError
+from lib.runtime import concurrently
 
 EDUCATION_LEVELS = (
     "basis",
@@ -329,26 +330,32 @@ class Inputs:
 
 
 def read_inputs(
-    spark: SparkSession, input_root: str | Path, fmt: str = "auto", tables: tuple[str, ...] | None = None
+    spark: SparkSession,
+    input_root: str | Path,
+    fmt: str = "auto",
+    tables: tuple[str, ...] | None = None,
+    concurrency: int = 1,
 ) -> Inputs:
     """Read and validate every contract table; raise one `ContractError` listing all violations.
 
     Validated frames are persisted: the checks' scan fills the cache the stages reuse.
+    Up to `concurrency` tables are checked at once.
     `--years` filtering is the caller's: the whole input is checked.
     """
     root = Path(input_root)
-    frames: dict[str, DataFrame] = {}
-    row_counts: dict[str, int] = {}
-    violations: list[Violation] = []
-    for name in tables or tuple(CONTRACT):
+
+    def check(name: str) -> tuple[DataFrame | None, list[Violation], int]:
         folder = root / name
         if not folder.is_dir():
-            violations.append(Violation(name, "*", f"table missing (no folder {folder})", 0))
-            continue
+            return None, [Violation(name, "*", f"table missing (no folder {folder})", 0)], 0
         table_format = detect_format(folder) if fmt == "auto" else fmt
-        typed, found, rows = validate(CONTRACT[name], read_raw(spark, folder, table_format), table_format == "csv")
-        violations.extend(found)
-        frames[name], row_counts[name] = typed, rows
+        return validate(CONTRACT[name], read_raw(spark, folder, table_format), table_format == "csv")
+
+    names = tables or tuple(CONTRACT)
+    checked = dict(zip(names, concurrently(check, names, concurrency), strict=True))
+    violations = [violation for _, found, _ in checked.values() for violation in found]
+    frames = {name: typed for name, (typed, _, _) in checked.items() if typed is not None}
+    row_counts = {name: rows for name, (typed, _, rows) in checked.items() if typed is not None}
     if violations:
         raise ContractError(violations)
     return Inputs(frames, row_counts)

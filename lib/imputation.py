@@ -15,6 +15,7 @@ driver.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
 from itertools import product
@@ -70,6 +71,7 @@ class EducationModelSettings:
     reg_param: float
     elastic_net_param: float
     tolerance: float
+    concurrent_fits: int  # years fitted at once; each fit runs on one core
 
 
 def _one_hot(column: str, categories: tuple[str, ...], prefix: str) -> dict[str, Column]:
@@ -237,13 +239,19 @@ def impute_parent_education(
     training = records.where(F.col("education").isNotNull()).transform(with_label)
 
     n_to_impute = {row["year"]: row["count"] for row in to_impute.groupBy("year").count().collect()}
-    metrics: dict[int, dict[str, float | int | None]] = {}
+    metrics: dict[int, dict[str, float | int | None]] = {
+        year: dict.fromkeys(FIT_METRIC_KEYS) | {"n_imputed_parents": n_to_impute.get(year, 0)} for year in sorted(years)
+    }
+    fit_years = [year for year in sorted(years) if n_to_impute.get(year)]
+
+    def fit(year: int) -> tuple[LogisticRegressionModel, dict[str, float | int | None]]:
+        return fit_education_model(training.where(F.col("year") == year), settings, seed)
+
+    # Each fit is one-partition (deterministic) work: fitting years side by side uses the cores.
+    with ThreadPoolExecutor(max_workers=settings.concurrent_fits) as pool:
+        fitted = dict(zip(fit_years, pool.map(fit, fit_years), strict=True))
     predicted = []
-    for year in sorted(years):
-        metrics[year] = dict.fromkeys(FIT_METRIC_KEYS) | {"n_imputed_parents": n_to_impute.get(year, 0)}
-        if not n_to_impute.get(year):
-            continue
-        model, quality = fit_education_model(training.where(F.col("year") == year), settings, seed)
+    for year, (model, quality) in fitted.items():
         metrics[year] |= quality
         predicted.append(
             model.transform(to_impute.where(F.col("year") == year)).select(

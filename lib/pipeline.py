@@ -42,6 +42,7 @@ class RunSettings:
     input_format: str
     restricted_zone: str
     export_zone: str
+    concurrency: int  # independent Spark jobs (table checks, writes) run side by side
 
     @classmethod
     def from_config(
@@ -56,6 +57,7 @@ class RunSettings:
             input_format=pipeline["input_format"],
             restricted_zone=pipeline["zones"]["restricted"],
             export_zone=pipeline["zones"]["export"],
+            concurrency=int(pipeline["concurrent_jobs"]),
         )
 
     def table_path(self, zone: str, table: str) -> Path:
@@ -90,7 +92,9 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
     publication.recover(spark, settings.output_root)
     try:
         with stage("read and check input", record.row_counts):
-            inputs = contract.read_inputs(spark, settings.input_root, settings.input_format)
+            inputs = contract.read_inputs(
+                spark, settings.input_root, settings.input_format, concurrency=settings.concurrency
+            )
             record.row_counts.update({f"input.{name}": rows for name, rows in inputs.row_counts.items()})
         quality_rules = QualityRules.from_config(config)
         with stage("input gates"):
@@ -98,11 +102,15 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
             record.data_quality = input_report.to_dict()
             raise_if_failed(input_report)
         outputs = _with_run_id(compute(spark, config, settings, inputs, record), record.run_id)
-        record.row_counts.update(publication.stage_outputs(outputs, settings.output_root, record.run_id))
+        record.row_counts.update(
+            publication.stage_outputs(outputs, settings.output_root, record.run_id, settings.concurrency)
+        )
         # Analyses read the staged scores and budgets: nothing is computed twice.
         staged = {o.table: publication.staged(spark, o, settings.output_root, record.run_id) for o in outputs}
         analysis_outputs = _with_run_id(analyse_outputs(config, settings, inputs, staged, record), record.run_id)
-        record.row_counts.update(publication.stage_outputs(analysis_outputs, settings.output_root, record.run_id))
+        record.row_counts.update(
+            publication.stage_outputs(analysis_outputs, settings.output_root, record.run_id, settings.concurrency)
+        )
         outputs += analysis_outputs
         with stage("output gates"):
             # Gated as staged: read back from Delta, nothing is computed twice.

@@ -26,7 +26,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 from lib import delta_io
-from lib.runtime import stage
+from lib.runtime import concurrently, stage
 
 log = logging.getLogger("onderwijsscore")
 
@@ -52,15 +52,18 @@ def staging_root(output_root: Path, run_id: str) -> Path:
     return output_root / STAGING_DIR / run_id
 
 
-def stage_outputs(outputs: list[Output], output_root: Path, run_id: str) -> dict[str, int]:
-    """Write every output to the run's staging area; return row counts per table."""
-    counts = {}
-    for output in outputs:
+def stage_outputs(outputs: list[Output], output_root: Path, run_id: str, concurrency: int = 1) -> dict[str, int]:
+    """Write every output to the run's staging area, up to `concurrency` at once; return
+    row counts per table."""
+
+    def write(output: Output) -> int:
         with stage(f"compute {output.name}") as stage_counts:
             path = staging_root(output_root, run_id) / output.name
             delta_io.write_slice(output.frame, path, output.slice_values)
-            counts[output.name] = stage_counts["rows"] = delta_io.read_table(output.frame.sparkSession, path).count()
-    return counts
+            stage_counts["rows"] = delta_io.read_table(output.frame.sparkSession, path).count()
+            return stage_counts["rows"]
+
+    return dict(zip([o.name for o in outputs], concurrently(write, outputs, concurrency), strict=True))
 
 
 def staged(spark: SparkSession, output: Output, output_root: Path, run_id: str) -> DataFrame:

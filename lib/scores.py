@@ -148,6 +148,7 @@ def parse_scoring_rules(raw: Any, file: str) -> ScoringRules:
             reg_param=value("education_imputation.reg_param", int, float),
             elastic_net_param=value("education_imputation.elastic_net_param", int, float),
             tolerance=value("education_imputation.tolerance", int, float),
+            concurrent_fits=value("education_imputation.concurrent_fits", int),
         ),
     )
 

@@ -1,0 +1,234 @@
+"""Reliability of a whole run (issue: bad input, faults, determinism, privacy).
+
+- Bad input: a corrupted copy of the sample input per contract rule stops the run with
+  exit code 2 and an error naming table, column, rule and count, and leaves every
+  published data table at its version (only `export/runs` gains the `failed` row).
+- Fault: the CLI killed with SIGKILL while publishing leaves every table readable; the
+  next run restores the interrupted tables and publishes a result identical to an
+  uninterrupted run (which also shows two runs on the same input give the same tables).
+- Privacy: no pseudonymised person id in the logs of these runs.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import RUN_YEARS, TEST_SPARK
+from pyspark.sql import functions as F
+
+from lib import pipeline
+from lib.delta_io import read_table
+from lib.publication import MARKER, STAGING_DIR
+from lib.runtime import PROJECT_ROOT
+
+DATA_TABLES_GLOB = "*/*/_delta_log"
+RUNS = Path("export") / "runs"
+ID_TOKEN = re.compile(r"\b[A-Z][0-9A-F]{16}\b")
+
+
+def delta_versions(root: Path) -> dict[str, int]:
+    """The latest committed version of every Delta table under `root`, from its log files."""
+    versions = {}
+    for log in root.glob(DATA_TABLES_GLOB):
+        commits = [int(p.stem) for p in log.glob("*.json") if p.stem.isdigit()]
+        versions[str(log.parent.relative_to(root))] = max(commits)
+    return versions
+
+
+@pytest.fixture(scope="module")
+def person_ids(spark, sample_input):
+    """Every pseudonymised person id of the sample input (students and parents)."""
+    return {row.person_id for row in spark.read.parquet(str(sample_input / "persons")).select("person_id").collect()}
+
+
+def assert_no_ids(text: str, person_ids: set[str]) -> None:
+    leaked = {token for token in ID_TOKEN.findall(text) if token in person_ids}
+    assert not leaked, f"{len(leaked)} person ids in the log"
+
+
+@pytest.fixture
+def published(local_run, tmp_path):
+    """A copy of the local run's published output, to run against."""
+    settings, _ = local_run
+    root = tmp_path / "output"
+    shutil.copytree(settings.output_root, root)
+    return root
+
+
+def corrupted_input(spark, sample_input, root: Path, table: str, change) -> Path:
+    """The sample input with `table` replaced by `change(frame)` (None: left out)."""
+    root.mkdir()
+    for folder in sample_input.iterdir():
+        if folder.name != table:
+            (root / folder.name).symlink_to(folder)
+    frame = change(spark.read.parquet(str(sample_input / table)))
+    if frame is not None:
+        frame.write.parquet(str(root / table))
+    return root
+
+
+def first_row_where(frame, condition, **changes):
+    """`frame` with `changes` applied to exactly one row matching `condition`."""
+    marked = frame.withColumn("_first", F.monotonically_increasing_id())
+    first = marked.where(condition).agg(F.min("_first")).first()[0]
+    changed = {c: F.when(F.col("_first") == first, value).otherwise(F.col(c)) for c, value in changes.items()}
+    return marked.withColumns(changed).drop("_first")
+
+
+BAD_INPUTS = {
+    "duplicate_key": (
+        "persons",
+        lambda f: f.unionByName(f.limit(1)),
+        ["table persons, column person_id", "key not unique", "(2 rows)"],
+    ),
+    "null_id": (
+        "enrolment",
+        lambda f: first_row_where(f, F.col("year") == 2020, student_id=F.lit(None).cast("string")),
+        ["table enrolment, column student_id", "null not allowed", "(1 rows)"],
+    ),
+    "unknown_code": (
+        "education",
+        lambda f: first_row_where(f, F.col("education_level").isNotNull(), education_level=F.lit("phd")),
+        ["table education, column education_level", "code not in", "(1 rows)"],
+    ),
+    "wrong_type": (
+        "enrolment",
+        lambda f: f.withColumn("grade", F.col("grade").cast("string")),
+        ["table enrolment, column grade", "wrong type"],
+    ),
+    "missing_table": ("swv_postcodes", lambda f: None, ["table swv_postcodes", "table missing"]),
+    "missing_column": ("schools", lambda f: f.drop("rsvo"), ["table schools, column rsvo", "column missing"]),
+    "vestiging_without_swv": (
+        "schools",
+        lambda f: f.withColumn(
+            "postcode",
+            F.when((F.col("year") == 2020) & ~F.col("rsvo") & F.col("swv_override").isNull(), F.lit("0000")).otherwise(
+                F.col("postcode")
+            ),
+        ),
+        ["table schools, column postcode", "SWV undeterminable"],
+    ),
+    "budget_missing": ("budgets", lambda f: f.where(F.col("year") != 2020), ["budgets", "lwoo_budget"]),
+    "empty_population": (
+        "enrolment",
+        lambda f: f.where(~((F.col("year") == 2020) & (F.col("programme") == "pro"))),
+        ["table enrolment", "no population student of model pro in teldatum year 2020", "(0 rows)"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_stops_the_run_loudly_and_changes_no_output(
+    spark, config, sample_input, published, tmp_path, caplog, capfd, person_ids, case
+):
+    table, change, expected = BAD_INPUTS[case]
+    bad_input = corrupted_input(spark, sample_input, tmp_path / "input", table, change)
+    before = delta_versions(published)
+    settings = pipeline.RunSettings.from_config(config, bad_input, published, RUN_YEARS)
+
+    with caplog.at_level("INFO", logger="onderwijsscore"):
+        assert pipeline.run_job(spark, config, settings) == 2
+
+    stopped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("run stopped")]
+    assert len(stopped) == 1
+    for fragment in expected:
+        assert fragment in stopped[0], (fragment, stopped[0])
+    assert re.search(r"\(\d+ rows?\)|: \d+ ", stopped[0]), f"no count in: {stopped[0]}"
+    after = delta_versions(published)
+    assert after.pop(str(RUNS)) == before.pop(str(RUNS)) + 1
+    assert after == before, "a failed run changed a published table"
+    runs = read_table(spark, published / RUNS).where(F.col("status") == "failed").collect()
+    assert len(runs) == 1 and expected[0] in runs[0].error
+    assert not (published / STAGING_DIR).exists() or not any((published / STAGING_DIR).iterdir())
+    assert_no_ids(caplog.text + "".join(capfd.readouterr()), person_ids)
+
+
+def cli_command(input_root: Path, output_root: Path) -> list[str]:
+    spark_conf = [arg for key, value in TEST_SPARK.items() for arg in ("--spark-conf", f"{key}={value}")]
+    return [
+        sys.executable,
+        str(PROJECT_ROOT / "jobs" / "run_pipeline.py"),
+        "--input",
+        str(input_root),
+        "--output",
+        str(output_root),
+        "--years",
+        ",".join(str(y) for y in RUN_YEARS),
+        *spark_conf,
+    ]
+
+
+def test_cli_exits_non_zero_on_bad_input(spark, sample_input, published, tmp_path, person_ids):
+    bad_input = corrupted_input(spark, sample_input, tmp_path / "input", "swv_postcodes", lambda f: None)
+    before = delta_versions(published)
+    result = subprocess.run(cli_command(bad_input, published), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    assert "table swv_postcodes" in result.stderr and "missing" in result.stderr
+    assert delta_versions(published)[str(RUNS)] == before[str(RUNS)] + 1
+    assert_no_ids(result.stdout + result.stderr, person_ids)
+
+
+def canonical_rows(spark, path):
+    frame = read_table(spark, path).drop("run_id")
+    return sorted(tuple(str(value) for value in row) for row in frame.collect())
+
+
+def test_killed_publication_is_recovered_and_the_rerun_equals_an_uninterrupted_run(
+    spark, config, sample_input, local_run, published, tmp_path, caplog, capfd, person_ids
+):
+    local_settings, _ = local_run
+    before = delta_versions(published)
+    log_path = tmp_path / "killed.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            cli_command(sample_input, published), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            markers = published / STAGING_DIR
+            deadline = time.monotonic() + 900
+            # Kill once the marker is written and at least one table has a new version.
+            while time.monotonic() < deadline and process.poll() is None:
+                current = delta_versions(published)
+                if any(markers.glob(f"*/{MARKER}")) and any(current[t] > before.get(t, -1) for t in current):
+                    break
+                time.sleep(0.05)
+            assert process.poll() is None, "the run ended before it could be killed while publishing"
+            os.killpg(process.pid, signal.SIGKILL)
+        finally:
+            process.wait()
+    killed_log = log_path.read_text()
+    assert_no_ids(killed_log, person_ids)
+    run_id = re.search(r"run ([0-9a-f]{32})", killed_log).group(1)
+
+    # Killed mid-publication: every table readable, the marker names the versions before.
+    marker = json.loads(next((published / STAGING_DIR).glob(f"*/{MARKER}")).read_text())
+    assert marker["run_id"] == run_id
+    assert {t: v for t, v in marker["versions_before"].items() if v is not None} == {
+        t: v for t, v in before.items() if t in marker["versions_before"]
+    }
+    after_kill = delta_versions(published)
+    assert any(after_kill[t] > before[t] for t in before), "nothing was published before the kill"
+    for table in after_kill:
+        read_table(spark, published / table).count()
+
+    settings = pipeline.RunSettings.from_config(config, sample_input, published, RUN_YEARS)
+    with caplog.at_level("INFO", logger="onderwijsscore"):
+        assert pipeline.run_job(spark, config, settings) == 0
+    assert f"recovered the interrupted publication of run {run_id}" in caplog.text
+    assert_no_ids(caplog.text + "".join(capfd.readouterr()), person_ids)
+
+    for table in sorted(delta_versions(local_settings.output_root)):
+        frame = read_table(spark, published / table)
+        assert frame.where(F.col("run_id") == run_id).count() == 0, f"{table} keeps a slice of the killed run"
+        if table != str(RUNS):
+            # Same input, config and seed: the same table contents, row for row.
+            assert canonical_rows(spark, published / table) == canonical_rows(
+                spark, local_settings.output_root / table
+            ), table
