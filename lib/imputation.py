@@ -15,7 +15,6 @@ driver.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
 from itertools import product
@@ -30,6 +29,7 @@ from pyspark.sql import types as T
 from lib.contract import EDUCATION_LEVELS, ORIGIN_GROUPS
 from lib.errors import PipelineError
 from lib.models import literal_frame
+from lib.runtime import concurrently
 
 PARENT_ROLES = ("father", "mother")
 EDUCATION_CHARACTERISTICS = tuple(f"{role}_education" for role in PARENT_ROLES)
@@ -248,8 +248,7 @@ def impute_parent_education(
         return fit_education_model(training.where(F.col("year") == year), settings, seed)
 
     # Each fit is one-partition (deterministic) work: fitting years side by side uses the cores.
-    with ThreadPoolExecutor(max_workers=settings.concurrent_fits) as pool:
-        fitted = dict(zip(fit_years, pool.map(fit, fit_years), strict=True))
+    fitted = dict(zip(fit_years, concurrently(fit, fit_years, settings.concurrent_fits), strict=True))
     predicted = []
     for year, (model, quality) in fitted.items():
         metrics[year] |= quality
@@ -335,16 +334,22 @@ def donor_scores(students: DataFrame, levels_by_source: dict[str, tuple[tuple[st
     and its key values one array column. Donor ids never leave this function; a recipient
     without a candidate at any level (no donor at all in its year) gets no row.
     """
-    donor_keys = students.where(F.col("score_source").isin(*DONOR_SOURCES)).select(
-        "year",
-        F.col("student_id").alias("donor_id"),
-        F.col("score").alias("donor_score"),
-        F.inline(_donor_entries(levels_by_source)),
-    )
     recipient_keys = students.where(F.col("score_source").isin(*levels_by_source)).select(
         "year", "student_id", F.inline(_recipient_entries(levels_by_source))
     )
     level_columns = ["year", "source", "level", "match_key"]
+    # Recipients are a few percent of the students: only donor entries some recipient asks
+    # for go on to the joins (a broadcast filter instead of shuffling every donor entry).
+    donor_keys = (
+        students.where(F.col("score_source").isin(*DONOR_SOURCES))
+        .select(
+            "year",
+            F.col("student_id").alias("donor_id"),
+            F.col("score").alias("donor_score"),
+            F.inline(_donor_entries(levels_by_source)),
+        )
+        .join(F.broadcast(recipient_keys.select(*level_columns).distinct()), level_columns, "left_semi")
+    )
     first_level = (
         recipient_keys.join(donor_keys.select(*level_columns).distinct(), level_columns)
         .groupBy("year", "student_id")
