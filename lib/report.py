@@ -20,6 +20,8 @@ import pyarrow as pa  # noqa: E402
 from deltalake import DeltaTable  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from lib.contract import SHRINK_TYPES  # noqa: E402
+from lib.models import CHARACTERISTICS  # noqa: E402
 from lib.runtime import Config  # noqa: E402
 
 EUR_MILLION = 1_000_000
@@ -98,6 +100,7 @@ def profile_bars(profiles: pd.DataFrame, scenario: str, year: int, characteristi
         (profiles.scenario == scenario) & (profiles.year == year) & (profiles.characteristic == characteristic)
     ]
     shares = chosen.pivot_table(index="category", columns="group", values="share", aggfunc="first")
+    shares = shares.reindex(sorted(shares.index, key=_category_rank(characteristic)))
     figure, axes = plt.subplots(figsize=(7, 4))
     (shares * 100).plot.bar(ax=axes, rot=30)
     n_suppressed = int(chosen.suppressed.sum())
@@ -107,9 +110,17 @@ def profile_bars(profiles: pd.DataFrame, scenario: str, year: int, characteristi
     return figure
 
 
+def _category_rank(characteristic: str):
+    """Categories in their code-list order (education low to high), then `imputed`, `unknown`."""
+    order = [*CHARACTERISTICS.get(characteristic, ("yes", "no")), "imputed", "unknown"]
+    return lambda category: (order.index(category) if category in order else len(order), category)
+
+
 def per_student_by_region(rollup: pd.DataFrame, scenario: str, year: int) -> Figure:
     """Ch. 6: budget per vmbo grade 3-4 student per shrink-region type, current vs scenario."""
     chosen = rollup[(rollup.scenario == scenario) & (rollup.year == year)].set_index("shrink_type")
+    # krimp, anticipeer (the contract's order), then the rest
+    chosen = chosen.reindex(sorted(chosen.index, key=lambda t: (*SHRINK_TYPES, t).index(t)))
     figure, axes = plt.subplots(figsize=(6, 4))
     chosen[["per_student_current", "per_student_scenario"]].rename(
         columns={"per_student_current": "current", "per_student_scenario": scenario}
@@ -135,16 +146,10 @@ def change_waterfall(explained: pd.DataFrame, scenario: str, year: int, drivers:
 
 def cross_table(cells: pd.DataFrame, scenario: str, year: int) -> pd.DataFrame:
     """A stability or redistribution table as the report prints it (suppressed cells empty)."""
-    chosen = cells[(cells.scenario == scenario) & (cells.year == year)].sort_values(
-        ["absolute_order", "relative_order"]
-    )
-    table = chosen.pivot_table(
-        index=["absolute_order", "absolute_bin"],
-        columns=["relative_order", "relative_bin"],
-        values="n_units",
-        aggfunc="first",
-        dropna=False,
-    )
-    table.index = table.index.get_level_values("absolute_bin")
-    table.columns = table.columns.get_level_values("relative_bin")
-    return table
+    chosen = cells[(cells.scenario == scenario) & (cells.year == year)]
+    table = chosen.pivot_table(index="absolute_bin", columns="relative_bin", values="n_units", aggfunc="first")
+
+    def in_order(dimension: str) -> list[str]:
+        return list(chosen.drop_duplicates(f"{dimension}_bin").sort_values(f"{dimension}_order")[f"{dimension}_bin"])
+
+    return table.reindex(index=in_order("absolute"), columns=in_order("relative"))
