@@ -47,6 +47,12 @@ def read_export(output_root: str | Path, table: str) -> pd.DataFrame:
     return arrow.cast(as_float).to_pandas()
 
 
+def save(figure: Figure, path: Path) -> None:
+    """Write the figure as PNG (what the HTML report embeds) and free it."""
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def _diagonal_scatter(x: pd.Series, y: pd.Series, xlabel: str, ylabel: str, title: str) -> Figure:
     figure, axes = plt.subplots(figsize=(6, 6))
     axes.scatter(x / EUR_MILLION, y / EUR_MILLION, s=14, alpha=0.7)

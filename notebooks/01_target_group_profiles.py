@@ -21,7 +21,7 @@
 import os
 from pathlib import Path
 
-from IPython.display import display
+from IPython.display import Image, display
 
 from lib import report
 from lib.runtime import load_config
@@ -30,6 +30,14 @@ output_root = Path(os.environ.get("REPORT_OUTPUT", "data/output"))
 figures = Path(os.environ.get("REPORT_DIR", "data/output/report")) / "figures"
 figures.mkdir(parents=True, exist_ok=True)
 settings = report.ReportSettings.from_config(load_config(os.environ.get("REPORT_CONF")))
+
+
+def show(figure, name):
+    path = figures / f"{name}.png"
+    report.save(figure, path)
+    display(Image(filename=path))
+
+
 profiles = report.read_export(output_root, "profiles")
 year = int(profiles.year.max())
 print(f"output {output_root}, year {year}")
@@ -39,9 +47,10 @@ print(f"output {output_root}, year {year}")
 
 # %%
 for characteristic in ["mother_education", "father_education", "origin_group", "dutch_parent", "mother_duration"]:
-    figure = report.profile_bars(profiles, settings.scenario, year, characteristic)
-    figure.savefig(figures / f"profile_{settings.scenario}_{characteristic}.png", dpi=100)
-    display(figure)
+    show(
+        report.profile_bars(profiles, settings.scenario, year, characteristic),
+        f"profile_{settings.scenario}_{characteristic}",
+    )
 
 # %% [markdown]
 # ## Share of WSNP and asylum students in the target group, per target share
@@ -56,6 +65,7 @@ display(small.pivot_table(index="scenario", columns="characteristic", values="sh
 
 # %%
 for characteristic in ["mother_education", "origin_group"]:
-    figure = report.profile_bars(profiles, settings.pro_scenario, year, characteristic)
-    figure.savefig(figures / f"profile_{settings.pro_scenario}_{characteristic}.png", dpi=100)
-    display(figure)
+    show(
+        report.profile_bars(profiles, settings.pro_scenario, year, characteristic),
+        f"profile_{settings.pro_scenario}_{characteristic}",
+    )

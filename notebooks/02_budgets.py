@@ -18,7 +18,7 @@
 import os
 from pathlib import Path
 
-from IPython.display import display
+from IPython.display import Image, display
 
 from lib import report
 from lib.analyses import pair_id
@@ -35,8 +35,9 @@ print(f"output {output_root}, scenario {scenario}, year {year}")
 
 
 def show(figure, name):
-    figure.savefig(figures / f"{name}.png", dpi=100)
-    display(figure)
+    path = figures / f"{name}.png"
+    report.save(figure, path)
+    display(Image(filename=path))
 
 
 # %% [markdown]
