@@ -70,8 +70,8 @@ bench: setup data
 	$(PY) jobs/benchmark.py --input $(SAMPLE_DIR) --output data/bench/scale-$(SCALE) --years $(YEARS) --config $(CONFIG)
 
 lint: setup
-	$(VENV)/bin/ruff check lib jobs tests
-	$(VENV)/bin/ruff format --check lib jobs tests
+	$(VENV)/bin/ruff check lib jobs tests notebooks
+	$(VENV)/bin/ruff format --check lib jobs tests notebooks
 
 clean:
 	rm -rf $(VENV) $(JARS_DIR) data dist build *.egg-info
