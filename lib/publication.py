@@ -17,6 +17,7 @@ then, `export/runs` names the versions of the last run that succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -81,6 +82,8 @@ def publish(spark: SparkSession, outputs: list[Output], output_root: Path, run_i
             frame = staged(spark, output, output_root, run_id)
             versions[output.name] = delta_io.write_slice(frame, output_root / output.name, output.slice_values)
     shutil.rmtree(root, ignore_errors=True)
+    with contextlib.suppress(OSError):  # the staging folder itself, once no run uses it
+        root.parent.rmdir()
     return versions
 
 
