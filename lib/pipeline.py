@@ -112,9 +112,9 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
             publication.stage_outputs(analysis_outputs, settings.output_root, record.run_id, settings.concurrency)
         )
         outputs += analysis_outputs
+        # Gated as staged: read back from Delta, nothing is computed twice.
+        staged |= {o.table: publication.staged(spark, o, settings.output_root, record.run_id) for o in analysis_outputs}
         with stage("output gates"):
-            # Gated as staged: read back from Delta, nothing is computed twice.
-            staged = {o.table: publication.staged(spark, o, settings.output_root, record.run_id) for o in outputs}
             report = input_report + check_outputs(staged, inputs["budgets"], quality_rules)
             record.data_quality = report.to_dict()
             raise_if_failed(report)
