@@ -52,7 +52,7 @@ def assign_swv(
 ) -> DataFrame:
     """The student frame plus `swv_school` and `swv_residence`; stops on undeterminable vestigingen.
 
-    Checking counts the students' vestigingen (one small job): persist `students` first
+    Checking counts the students' vestigingen (one small job): materialize `students` first
     when it is expensive to recompute.
     """
     vestigingen = vestiging_swv(schools, swv_postcodes, rules).withColumn("listed", F.lit(True))

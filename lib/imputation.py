@@ -325,25 +325,26 @@ def _recipient_entries(levels_by_source: dict[str, tuple[tuple[str, ...], ...]])
 
 
 def donor_scores(students: DataFrame, levels_by_source: dict[str, tuple[tuple[str, ...], ...]], seed: int) -> DataFrame:
-    """(year, student_id, donor_score) for the recipients of each donor path.
+    """(year, model, student_id, donor_score) for the recipients of each donor path.
 
     `levels_by_source` maps a score_source to its levels of match keys, preferred first.
-    Donors are the students on paths 4 and 5 of the same year. A recipient takes a donor
+    Donors are the students on paths 4 and 5 of the same year and model. A recipient takes a donor
     from the first level that has one; there the candidate with the smallest hash of (seed,
     recipient id, donor id) wins. All levels are matched in one pass: a level is a number
     and its key values one array column. Donor ids never leave this function; a recipient
-    without a candidate at any level (no donor at all in its year) gets no row.
+    without a candidate at any level (no donor at all in its year and model) gets no row.
     """
     recipient_keys = students.where(F.col("score_source").isin(*levels_by_source)).select(
-        "year", "student_id", F.inline(_recipient_entries(levels_by_source))
+        "year", "model", "student_id", F.inline(_recipient_entries(levels_by_source))
     )
-    level_columns = ["year", "source", "level", "match_key"]
+    level_columns = ["year", "model", "source", "level", "match_key"]
     # Recipients are a few percent of the students: only donor entries some recipient asks
     # for go on to the joins (a broadcast filter instead of shuffling every donor entry).
     donor_keys = (
         students.where(F.col("score_source").isin(*DONOR_SOURCES))
         .select(
             "year",
+            "model",
             F.col("student_id").alias("donor_id"),
             F.col("score").alias("donor_score"),
             F.inline(_donor_entries(levels_by_source)),
@@ -352,16 +353,16 @@ def donor_scores(students: DataFrame, levels_by_source: dict[str, tuple[tuple[st
     )
     first_level = (
         recipient_keys.join(donor_keys.select(*level_columns).distinct(), level_columns)
-        .groupBy("year", "student_id")
+        .groupBy("year", "model", "student_id")
         .agg(F.min("level").alias("level"))
     )
-    preference = Window.partitionBy("year", "student_id").orderBy(
+    preference = Window.partitionBy("year", "model", "student_id").orderBy(
         F.xxhash64(F.lit(seed), F.col("student_id"), F.col("donor_id")), "donor_id"
     )
     return (
-        recipient_keys.join(first_level, ["year", "student_id", "level"])
+        recipient_keys.join(first_level, ["year", "model", "student_id", "level"])
         .join(donor_keys, level_columns)
         .withColumn("_rank", F.row_number().over(preference))
         .where(F.col("_rank") == 1)
-        .select("year", "student_id", "donor_score")
+        .select("year", "model", "student_id", "donor_score")
     )

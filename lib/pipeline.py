@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from functools import reduce
 from pathlib import Path
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -27,8 +25,8 @@ from lib.errors import PipelineError, describe
 from lib.models import load_model
 from lib.quality import QualityRules, check_inputs, check_outputs, raise_if_failed
 from lib.run_record import RunRecord, input_fingerprint
-from lib.runtime import Config, stage
-from lib.scores import load_scoring_rules, score_students, select_population
+from lib.runtime import Config, materialize, stage
+from lib.scores import load_scoring_rules, score_students, select_populations
 
 log = logging.getLogger("onderwijsscore")
 
@@ -177,13 +175,7 @@ def analyse_outputs(
 def _population_sizes(enrolment: DataFrame, models: list, years: list[int]) -> dict[str, int]:
     """Population students per model and teldatum year ("pro.2020": n); stops when one is
     empty, since an empty population would silently leave that year unpaid."""
-    selected = reduce(
-        DataFrame.unionByName,
-        [
-            select_population(enrolment, model, years).select("year", F.lit(model.name).alias("model"))
-            for model in models
-        ],
-    )
+    selected = select_populations(enrolment, models, years)
     sizes = {(row.model, row.year): row["count"] for row in selected.groupBy("model", "year").count().collect()}
     empty = [(model.name, year) for model in models for year in years if (model.name, year) not in sizes]
     if empty:
@@ -209,41 +201,40 @@ def compute(
     budget_rules = BudgetRules.from_config(config)
     scoring_rules = load_scoring_rules(config)
     frames, years = inputs.frames, settings.years
-    models = sorted({scenario.model for scenario in grid.scenarios})
+    models = [load_model(config, name) for name in sorted({scenario.model for scenario in grid.scenarios})]
 
     with stage("populations") as counts:
-        counts.update(_population_sizes(frames["enrolment"], [load_model(config, name) for name in models], years))
+        counts.update(_population_sizes(frames["enrolment"], models, years))
         record.row_counts.update({f"population.{key}": n for key, n in counts.items()})
-    scored = []
-    for name in models:
-        with stage(f"score students ({name})"):
-            students, fit = score_students(frames, load_model(config, name), scoring_rules, years, settings.seed)
-            record.model_fit[name] = fit
-            scored.append(students)
+    with stage("score students"):
+        scored, fit = score_students(frames, models, scoring_rules, years, settings.seed)
+        record.model_fit.update(fit)
     with stage("assign SWVs") as counts:
-        students = (
-            reduce(DataFrame.unionByName, scored)
-            .transform(
+        students = materialize(
+            scored.transform(
                 assign_swv,
                 frames["schools"],
                 frames["addresses"],
                 frames["swv_postcodes"],
                 AssignmentRules.from_config(config),
             )
-            .persist(StorageLevel.MEMORY_AND_DISK)
         )
         counts["students"] = students.count()
     with stage("cutoffs") as counts:
         cutoffs = scenario_cutoffs(students, grid)
         counts["scenarios"] = cutoffs.count()
-    units = unit_scores(scenario_scores(students, cutoffs, grid), grid).persist(StorageLevel.MEMORY_AND_DISK)
+    with stage("unit scores") as counts:
+        units = materialize(unit_scores(scenario_scores(students, cutoffs, grid), grid))
+        counts["units"] = units.count()
     pro_amount_frame = pro_amounts(units, frames["schools"], frames["budgets"], grid, budget_rules)
 
     lwoo_ids, pro_ids = grid.scenario_ids(budget_rules.lwoo_model), grid.scenario_ids(budget_rules.pro_model)
     funding_years = [year + budget_rules.teldatum_lag_years for year in years]
     export = settings.export_zone
     return [
-        publication.Output(settings.restricted_zone, "student_scores", students, {"year": years, "model": models}),
+        publication.Output(
+            settings.restricted_zone, "student_scores", students, {"year": years, "model": [m.name for m in models]}
+        ),
         publication.Output(export, "cutoffs", cutoffs, {"year": years, "scenario": lwoo_ids + pro_ids}),
         publication.Output(export, "unit_scores", units, {"year": years, "scenario": lwoo_ids + pro_ids}),
         publication.Output(

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pyspark import SparkContext, inheritable_thread_target
-from pyspark.sql import SparkSession
+from pyspark import SparkContext, StorageLevel, inheritable_thread_target
+from pyspark.sql import DataFrame, SparkSession
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONF_DIR = PROJECT_ROOT / "conf"
@@ -139,6 +139,18 @@ def stage(name: str, counts: dict[str, int] | None = None) -> Iterator[dict[str,
             context.setLocalProperty(JOB_DESCRIPTION, outer)
     summary = ", ".join(f"{key}={value}" for key, value in counts.items())
     log.info("stage %s: done in %.1fs%s", name, time.monotonic() - started, f" ({summary})" if summary else "")
+
+
+def materialize(frame: DataFrame) -> DataFrame:
+    """`frame` computed now and kept (memory, else disk), with its lineage cut.
+
+    For the student-level frames that later steps build on (register facts, scores, unit
+    scores). A plan on top of a long lineage costs the driver tens of seconds per query:
+    every query re-optimises that lineage and matches it against the cache. A local
+    checkpoint makes it a scan of the stored blocks. Like a cache it lives on the
+    executors; a run that loses one fails, and its rerun recomputes (publication is atomic).
+    """
+    return frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
 
 
 def concurrently(function: Callable[[T], R], items: Iterable[T], workers: int) -> list[R]:

@@ -20,13 +20,13 @@ The functions are DataFrame -> DataFrame steps for `.transform`; `score_students
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
 from operator import add
 from typing import Any
 
-from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -49,7 +49,7 @@ from lib.models import (
     coefficient_lookup,
     start_lookup,
 )
-from lib.runtime import Config
+from lib.runtime import Config, materialize
 
 SCORE_SOURCES = ("imputed_asylum", "imputed_donor_school", "imputed_donor_parent", "imputed_education", "computed")
 IMPUTED = "imputed"  # the category of a parent whose education level was imputed
@@ -153,6 +153,14 @@ def parse_scoring_rules(raw: Any, file: str) -> ScoringRules:
     )
 
 
+def select_populations(enrolment: DataFrame, models: list[ScoreModel], years: list[int]) -> DataFrame:
+    """Every model's students on each teldatum: (year, model, student_id, school_id, track, grade)."""
+    return reduce(
+        DataFrame.unionByName,
+        [select_population(enrolment, model, years).withColumn("model", F.lit(model.name)) for model in models],
+    )
+
+
 def select_population(enrolment: DataFrame, model: ScoreModel, years: list[int]) -> DataFrame:
     """The model's students on each teldatum: (year, student_id, school_id, track, grade)."""
     selected = enrolment.where(
@@ -184,13 +192,13 @@ def family_members(students: DataFrame, parents: DataFrame) -> DataFrame:
 
 
 def with_register_data(
-    members: DataFrame, inputs: dict[str, DataFrame], model: ScoreModel, rules: ScoringRules
+    members: DataFrame, inputs: dict[str, DataFrame], models: list[ScoreModel], rules: ScoringRules
 ) -> DataFrame:
     """Each member's register data on the teldatum.
 
     Adds `in_register` (in `persons`), `birth_year`, `origin_group`, `education` (null =
-    unknown or not in the register; codes outside the categories recoded by the model's
-    education mapping), `income_percentile`, `duration_class`, `in_asylum_period`
+    unknown or not in the register; codes outside the categories recoded by the education
+    mapping of the member's `model`), `income_percentile`, `duration_class`, `in_asylum_period`
     (registered on or after the configured date and on or before the teldatum) and
     `in_wsnp_window` (a WSNP period overlapping [teldatum - window, teldatum], both ends
     included, a null end date ongoing). A member with several WSNP periods gets one row
@@ -198,10 +206,11 @@ def with_register_data(
     """
     persons = inputs["persons"].select("person_id", F.lit(True).alias("in_register"), "birth_year", "origin_group")
     in_register = F.coalesce(F.col("in_register"), F.lit(False))
-    mapping = F.create_map(*[F.lit(code) for pair in model.education_mapping.items() for code in pair]).cast(
-        "map<string,string>"
-    )
     level = F.col("education_level")
+    first, *rest = models
+    mapped = F.when(F.col("model") == first.name, _education_mapping(first)[level])
+    for model in rest:
+        mapped = mapped.when(F.col("model") == model.name, _education_mapping(model)[level])
     window_start = F.add_months(F.col("teldatum"), -rules.wsnp_window_months)
     return (
         members.join(persons, "person_id", "left")
@@ -215,7 +224,7 @@ def with_register_data(
             in_register.alias("in_register"),
             "birth_year",
             "origin_group",
-            F.when(in_register, F.coalesce(mapping[level], level)).alias("education"),
+            F.when(in_register, F.coalesce(mapped, level)).alias("education"),
             "income_percentile",
             "duration_class",
             F.col("registration_date")
@@ -227,6 +236,11 @@ def with_register_data(
             ).alias("in_wsnp_window"),
         )
     )
+
+
+def _education_mapping(model: ScoreModel) -> Column:
+    pairs = [F.lit(code) for pair in model.education_mapping.items() for code in pair]
+    return F.create_map(*pairs).cast("map<string,string>")
 
 
 def per_student(members: DataFrame, missing_mother_duration: str) -> DataFrame:
@@ -256,7 +270,7 @@ def per_student(members: DataFrame, missing_mother_duration: str) -> DataFrame:
     ]
     no, yes = WSNP_CATEGORIES
     return (
-        members.groupBy("year", "student_id", "school_id", "track", "grade", "teldatum")
+        members.groupBy("year", "model", "student_id", "school_id", "track", "grade", "teldatum")
         .agg(
             flag(("student",), "in_register").alias("student_in_register"),
             of(("student",), "origin_group").alias("origin_group_observed"),
@@ -294,13 +308,16 @@ def with_score_source(students: DataFrame) -> DataFrame:
     )
 
 
-def student_facts(inputs: dict[str, DataFrame], model: ScoreModel, rules: ScoringRules, years: list[int]) -> DataFrame:
-    """The population with what the registers say about each student and its parents, and its path."""
+def student_facts(
+    inputs: dict[str, DataFrame], models: list[ScoreModel], rules: ScoringRules, years: list[int]
+) -> DataFrame:
+    """The populations with what the registers say about each student and its parents, and
+    its path: every register table is joined once for all models."""
     return (
-        select_population(inputs["enrolment"], model, years)
+        select_populations(inputs["enrolment"], models, years)
         .transform(with_teldatum, rules)
         .transform(family_members, inputs["parents"])
-        .transform(with_register_data, inputs, model, rules)
+        .transform(with_register_data, inputs, models, rules)
         .transform(per_student, rules.missing_mother_duration)
         .transform(with_score_source)
     )
@@ -321,21 +338,22 @@ def with_categories(students: DataFrame) -> DataFrame:
 def with_coefficients(
     students: DataFrame, coefficients: DataFrame, starts: DataFrame, imputed_education: DataFrame
 ) -> DataFrame:
-    """`c_start` and `c_<characteristic>` by broadcast lookup of the categories; an imputed
-    parent education takes its expected coefficient from `imputed_education`."""
+    """`c_start` and `c_<characteristic>` by broadcast lookup of the student's model and
+    categories; an imputed parent education takes its expected coefficient from
+    `imputed_education`."""
     for characteristic in CHARACTERISTICS:
         lookup = coefficients.where(F.col("characteristic") == characteristic).select(
-            F.col("category").alias(characteristic), F.col("coefficient").alias(f"c_{characteristic}")
+            "model", F.col("category").alias(characteristic), F.col("coefficient").alias(f"c_{characteristic}")
         )
-        students = students.join(F.broadcast(lookup), characteristic, "left")
+        students = students.join(F.broadcast(lookup), ["model", characteristic], "left")
     imputed = {
         f"c_{c}": F.when(F.col(c) == IMPUTED, F.col(f"c_{c}_imputed")).otherwise(F.col(f"c_{c}"))
         for c in EDUCATION_CHARACTERISTICS
     }
     own_score = F.col("score_source").isin(*DONOR_SOURCES)
     return (
-        students.join(imputed_education, ["year", "student_id"], "left")
-        .join(F.broadcast(starts), "track", "left")
+        students.join(imputed_education, ["year", "model", "student_id"], "left")
+        .join(F.broadcast(starts), ["model", "track"], "left")
         .withColumns({**imputed, "c_start": F.when(own_score, F.col("c_start"))})
         .drop(*[f"c_{c}_imputed" for c in EDUCATION_CHARACTERISTICS])
     )
@@ -353,7 +371,7 @@ def with_donor_scores(
     """Fill the score of the donor paths with their donor's score."""
     donated = donor_scores(students, donor_levels, seed)
     return (
-        students.join(donated, ["year", "student_id"], "left")
+        students.join(donated, ["year", "model", "student_id"], "left")
         .withColumn(
             "score",
             F.when(F.col("score_source").isin(*donor_levels), F.col("donor_score")).otherwise(F.col("score")),
@@ -363,31 +381,44 @@ def with_donor_scores(
 
 
 def score_students(
-    inputs: dict[str, DataFrame], model: ScoreModel, rules: ScoringRules, years: list[int], seed: int
-) -> tuple[DataFrame, dict[int, dict[str, float | int | None]]]:
-    """Every population student of `years` with score, score_source, categories and
-    coefficients (`OUTPUT_COLUMNS`), and the education model's fit metrics per year.
+    inputs: dict[str, DataFrame], models: list[ScoreModel], rules: ScoringRules, years: list[int], seed: int
+) -> tuple[DataFrame, dict[str, dict[int, dict[str, float | int | None]]]]:
+    """Every population student of each model and year with score, score_source, categories
+    and coefficients (`OUTPUT_COLUMNS`), and the education model's fit metrics per model and year.
 
-    Fitting the education model runs Spark jobs now; the returned frame itself is lazy.
-    Two student-sized frames are persisted because later steps read them several times:
-    the register facts (education model, scores) and the own scores (donor search).
+    The register tables are joined once for all models. Everything is computed now; three
+    student-sized frames are kept (`runtime.materialize`), each read several times: the
+    register facts (education models, scores), the own scores (donor search) and the
+    returned scores.
     """
     spark = inputs["enrolment"].sparkSession
     score_type = rules.score_type
-    coefficients = coefficient_lookup(spark, model, score_type)
-    facts = student_facts(inputs, model, rules, years).persist(StorageLevel.MEMORY_AND_DISK)
-    imputed_education, fit_metrics = impute_parent_education(
-        facts, coefficients, rules.education_model, years, seed, score_type
-    )
-    own_scores = (
+
+    def per_model(lookup: Callable[[SparkSession, ScoreModel, T.DecimalType], DataFrame]) -> DataFrame:
+        frames = [lookup(spark, model, score_type).withColumn("model", F.lit(model.name)) for model in models]
+        return reduce(DataFrame.unionByName, frames)
+
+    facts = materialize(student_facts(inputs, models, rules, years))
+    imputed, fit_metrics = [], {}
+    for model in models:
+        imputed_education, fit_metrics[model.name] = impute_parent_education(
+            facts.where(F.col("model") == model.name),
+            coefficient_lookup(spark, model, score_type),
+            rules.education_model,
+            years,
+            seed,
+            score_type,
+        )
+        imputed.append(imputed_education.withColumn("model", F.lit(model.name)))
+    own_scores = materialize(
         facts.transform(with_categories)
-        .transform(with_coefficients, coefficients, start_lookup(spark, model, score_type), imputed_education)
+        .transform(
+            with_coefficients,
+            per_model(coefficient_lookup),
+            per_model(start_lookup),
+            reduce(DataFrame.unionByName, imputed),
+        )
         .transform(with_score, score_type)
-        .persist(StorageLevel.MEMORY_AND_DISK)
     )
-    scores = (
-        own_scores.transform(with_donor_scores, rules.donor_levels, seed)
-        .withColumn("model", F.lit(model.name))
-        .select(*OUTPUT_COLUMNS)
-    )
+    scores = materialize(own_scores.transform(with_donor_scores, rules.donor_levels, seed).select(*OUTPUT_COLUMNS))
     return scores, fit_metrics

@@ -79,6 +79,7 @@ class Scored:
 DONOR_FRAME_SCHEMA = T.StructType(
     [
         T.StructField("year", T.IntegerType()),
+        T.StructField("model", T.StringType()),
         T.StructField("student_id", T.StringType()),
         T.StructField("score_source", T.StringType()),
         T.StructField("score", T.DecimalType(12, 6)),
@@ -96,7 +97,7 @@ def scored_frame(spark: SparkSession, students: list[Scored], year: int = 2022) 
     for student in students:
         row = asdict(student)
         row["score"] = None if student.score is None else Decimal(student.score)
-        rows.append((year, *row.values()))
+        rows.append((year, "pro", *row.values()))
     return literal_frame(spark, rows, DONOR_FRAME_SCHEMA)
 
 
@@ -274,8 +275,8 @@ def planted_inputs(spark: SparkSession) -> dict[str, DataFrame]:
 
 @pytest.fixture(scope="module")
 def planted_run(spark, pro_model, rules):
-    frame, metrics = score_students(planted_inputs(spark), pro_model, rules, YEARS, SEED)
-    return frame.persist(), metrics
+    frame, metrics = score_students(planted_inputs(spark), [pro_model], rules, YEARS, SEED)
+    return frame.persist(), metrics["pro"]
 
 
 def test_education_model_beats_the_majority_class(planted_run):

@@ -6,17 +6,19 @@ with test_imputation.py); all of them are scored in one run of the pro model.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lib.contract import CANONICAL_TYPES, CONTRACT
-from lib.models import CHARACTERISTICS, literal_frame, load_model
-from lib.scores import OUTPUT_COLUMNS, ScoringRules, load_scoring_rules, score_students
+from lib.models import CHARACTERISTICS, coefficient_lookup, literal_frame, load_model, start_lookup
+from lib.scores import OUTPUT_COLUMNS, ScoringRules, load_scoring_rules, score_students, with_coefficients
 
 YEAR = 2022
 SEED = 7
@@ -218,7 +220,10 @@ RULE_SOURCES = {
 @pytest.fixture(scope="module")
 def pro_run(spark, pro_model, rules):
     """The brochure's students (one school per example) and the rule cases, scored together."""
-    return score_students(make_inputs(spark, BROCHURE_STUDENTS + RULE_STUDENTS), pro_model, rules, [YEAR], SEED)
+    frame, metrics = score_students(
+        make_inputs(spark, BROCHURE_STUDENTS + RULE_STUDENTS), [pro_model], rules, [YEAR], SEED
+    )
+    return frame, metrics["pro"]
 
 
 @pytest.fixture(scope="module")
@@ -343,7 +348,7 @@ def test_output_schema(pro_run):
     assert tuple(frame.columns) == OUTPUT_COLUMNS
 
 
-def test_lwoo_start_value_depends_on_track(spark, config, rules):
+def test_models_scored_together_keep_their_own_population_and_coefficients(spark, config, rules, pro_model):
     lwoo = load_model(config, "lwoo")
     students = [
         Student("bk", programme="vmbo_bk", grade=3),
@@ -351,8 +356,52 @@ def test_lwoo_start_value_depends_on_track(spark, config, rules):
         Student("grade_2", programme="vmbo_gt", grade=2),
         Student("pro", programme="pro", grade=3),
     ]
-    frame, _ = score_students(make_inputs(spark, students), lwoo, rules, [YEAR], SEED)
+    frame, metrics = score_students(make_inputs(spark, students), [lwoo, pro_model], rules, [YEAR], SEED)
     scores = scores_by_student(frame)
-    assert set(scores) == {"bk", "gt"}
+    assert set(scores) == {"bk", "gt", "pro"} and set(metrics) == {"lwoo", "pro"}
     assert (scores["bk"]["track"], scores["bk"]["model"]) == ("vmbo_bk", "lwoo")
+    assert (scores["pro"]["track"], scores["pro"]["model"]) == ("pro", "pro")
+    # The students' parents are mbo23 with origin nl, whose coefficients are 0 in both models:
+    # the score is the start value of the student's own model and track.
     assert scores["bk"]["score"] == lwoo.start["vmbo_bk"] and scores["gt"]["score"] == lwoo.start["vmbo_gt"]
+    assert scores["pro"]["score"] == pro_model.start["pro"]
+
+
+def test_coefficient_lookups_are_broadcast_joins(spark, config, rules, pro_model):
+    """Every category lookup (five characteristics and the start value) is a broadcast hash
+    join of the small coefficient tables, for two models at once, and no Python runs."""
+    models = [load_model(config, "lwoo"), pro_model]
+    score_type = rules.score_type
+    characteristics = {"father_education": "mbo4", "mother_education": "imputed", "origin_group": "turkey"}
+    characteristics |= {"mother_duration": "0_5", "wsnp": "no"}
+    student_schema = T.StructType(
+        [
+            T.StructField(name, T.IntegerType() if name == "year" else T.StringType())
+            for name in ("year", "model", "student_id", "track", "score_source", *characteristics)
+        ]
+    )
+    students = literal_frame(
+        spark, [(YEAR, "pro", "s", "pro", "imputed_education", *characteristics.values())], student_schema
+    )
+    imputed_schema = T.StructType(
+        [
+            T.StructField("year", T.IntegerType()),
+            T.StructField("model", T.StringType()),
+            T.StructField("student_id", T.StringType()),
+        ]
+        + [T.StructField(f"c_{role}_education_imputed", score_type) for role in ("father", "mother")]
+    )
+    imputed = literal_frame(spark, [(YEAR, "pro", "s", None, Decimal("0.125"))], imputed_schema)
+
+    def per_model(lookup) -> DataFrame:
+        frames = [lookup(spark, model, score_type).withColumn("model", F.lit(model.name)) for model in models]
+        return frames[0].unionByName(frames[1])
+
+    frame = with_coefficients(students, per_model(coefficient_lookup), per_model(start_lookup), imputed)
+    row = frame.first()
+    assert row["c_father_education"] == pro_model.coefficients["father_education"]["mbo4"]
+    assert row["c_origin_group"] == pro_model.coefficients["origin_group"]["turkey"]
+    assert row["c_mother_education"] == Decimal("0.125") and row["c_start"] == pro_model.start["pro"]
+    plan = frame._jdf.queryExecution().executedPlan().toString()
+    assert len(re.findall(r"BroadcastHashJoin \[model#\d+, \w+#\d+\]", plan)) == len(CHARACTERISTICS) + 1
+    assert "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
