@@ -1,6 +1,7 @@
 """Benchmark measurements (`make bench`, jobs/benchmark.py): peak memory of a process
 tree, the pipeline's stage timings from its log, and a summary of the Spark event log
-(jobs, stages, run time and shuffle bytes per stage).
+(jobs, stages, run time and shuffle bytes per stage, and the time no job ran: the
+driver alone planning, committing or waiting).
 """
 
 from __future__ import annotations
@@ -85,11 +86,29 @@ class StageMetrics:
 
 
 @dataclass
+class JobSpan:
+    description: str
+    submitted_ms: int
+    completed_ms: int | None = None
+
+
+@dataclass
 class EventLogSummary:
     jobs: int = 0
     stages: dict[tuple[int, int], StageMetrics] = field(default_factory=dict)
     stage_description: dict[int, str] = field(default_factory=dict)  # Spark stage -> pipeline stage
     jobs_per_description: dict[str, int] = field(default_factory=dict)
+    job_spans: dict[int, JobSpan] = field(default_factory=dict)
+
+    def idle_gaps(self, min_seconds: float = 2.0) -> list[tuple[float, str]]:
+        """Stretches of at least `min_seconds` in which no Spark job ran, longest first, each
+        with the description of the job that ended it (the stage the driver was preparing)."""
+        gaps, busy_until = [], None
+        for span in sorted(self.job_spans.values(), key=lambda span: span.submitted_ms):
+            if busy_until is not None and span.submitted_ms - busy_until >= min_seconds * 1000:
+                gaps.append(((span.submitted_ms - busy_until) / 1000, span.description))
+            busy_until = max(busy_until or 0, span.completed_ms or span.submitted_ms)
+        return sorted(gaps, reverse=True)
 
     def run_time_by_description(self) -> dict[str, tuple[int, float]]:
         """Per pipeline stage (job description): Spark jobs and task run time in seconds."""
@@ -104,7 +123,8 @@ class EventLogSummary:
         return sum(stage.shuffle_write_bytes for stage in self.stages.values())
 
 
-SUMMARISED_EVENTS = tuple(f'{{"Event":"SparkListener{kind}"' for kind in ("JobStart", "TaskEnd", "StageCompleted"))
+SUMMARISED_KINDS = ("JobStart", "JobEnd", "TaskEnd", "StageCompleted")
+SUMMARISED_EVENTS = tuple(f'{{"Event":"SparkListener{kind}"' for kind in SUMMARISED_KINDS)
 
 
 def summarise(event_log: Path) -> EventLogSummary:
@@ -122,6 +142,9 @@ def summarise(event_log: Path) -> EventLogSummary:
                 summary.jobs_per_description[description] = summary.jobs_per_description.get(description, 0) + 1
                 for stage_id in event.get("Stage IDs", []):
                     summary.stage_description.setdefault(stage_id, description)
+                summary.job_spans[event["Job ID"]] = JobSpan(description, event["Submission Time"])
+            elif kind == "SparkListenerJobEnd" and event["Job ID"] in summary.job_spans:
+                summary.job_spans[event["Job ID"]].completed_ms = event["Completion Time"]
             elif kind == "SparkListenerTaskEnd" and event.get("Task Metrics"):
                 key = (event["Stage ID"], event["Stage Attempt ID"])
                 stage = summary.stages.setdefault(key, StageMetrics(event["Stage ID"], ""))
@@ -151,12 +174,16 @@ def report(summary: EventLogSummary, top: int = 15) -> str:
     stages = list(summary.stages.values())
     by_shuffle = sorted(stages, key=lambda s: s.shuffle_write_bytes + s.shuffle_read_bytes, reverse=True)
     by_time = sorted(stages, key=lambda s: s.run_time_ms, reverse=True)
+    gaps = summary.idle_gaps()
     return "\n".join(
         [
             f"Spark jobs: {summary.jobs}",
             f"Spark stages: {len(stages)}",
             f"task run time, all stages: {sum(s.run_time_ms for s in stages) / 60000:.1f} min",
             f"shuffle written, all stages: {summary.shuffle_write_bytes / 2**20:.1f} MiB",
+            f"no Spark job running for 2 s or more: {sum(s for s, _ in gaps):.1f} s in {len(gaps)} gaps; "
+            "longest (seconds, the stage whose job ended it):",
+            *[f"{seconds:>8.1f} s  {name}" for seconds, name in gaps[:5]],
             "Spark jobs and task run time per pipeline stage:",
             *[
                 f"{jobs:>6} jobs {seconds:>8.1f} s  {name}"

@@ -1,11 +1,15 @@
 """Shared fixtures: one local SparkSession for the whole suite (as chispa and Delta's
 own tests do), tiny sample input generated once, and one local pipeline run on it."""
 
+from dataclasses import replace
+
 import pytest
 
 from lib import pipeline
+from lib.models import load_model
 from lib.runtime import build_session, load_config
 from lib.sample_data import generate
+from lib.scores import load_scoring_rules
 
 TEST_SPARK = {
     "spark.master": "local[2]",
@@ -14,7 +18,9 @@ TEST_SPARK = {
     "spark.driver.memory": "4g",
     "spark.databricks.delta.snapshotPartitions": "2",
     # Tiny data: most JVM time goes to compiling code that runs briefly; C1 only is faster.
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
+    # C1 alone gets a 48 MB code cache by default, which Spark's generated code can fill
+    # (the JVM then fails on method handles): reserve the tiered default.
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m",
 }
 SAMPLE_SCALE = 0.01
 SAMPLE_SEED = 20221001
@@ -36,6 +42,19 @@ def spark(config):
     session = build_session(config, "onderwijsscore-tests", overrides=TEST_SPARK)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def scoring_rules(config):
+    """The configured scoring rules, but at most 10 iterations for the education model:
+    each is a Spark job, and 10 are plenty for the hand-made inputs."""
+    configured = load_scoring_rules(config)
+    return replace(configured, education_model=replace(configured.education_model, max_iter=10))
+
+
+@pytest.fixture(scope="session")
+def pro_model(config):
+    return load_model(config, "pro")
 
 
 @pytest.fixture(scope="session")

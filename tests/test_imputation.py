@@ -12,30 +12,20 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from test_scores import contract_schema, quick_rules
+from test_scores import contract_schema
 
 from lib.contract import EDUCATION_LEVELS, ORIGIN_GROUPS
 from lib.imputation import donor_scores, expected_education_coefficients
-from lib.models import coefficient_lookup, literal_frame, load_model
+from lib.models import coefficient_lookup, literal_frame
 from lib.scores import SCORE_SOURCES, score_students
 
 SEED = 11
 
 
-@pytest.fixture(scope="module")
-def rules(config):
-    return quick_rules(config)
-
-
-@pytest.fixture(scope="module")
-def pro_model(config):
-    return load_model(config, "pro")
-
-
 # --- Expected coefficient of an imputed education level ---------------------------------
 
 
-def test_expected_coefficient_is_the_probability_weighted_mean(spark, pro_model, rules):
+def test_expected_coefficient_is_the_probability_weighted_mean(spark, pro_model, scoring_rules):
     certain_mbo4 = [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
     basis_or_master = [0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5]
     top_levels_never_seen = [0.25, 0.75]  # a model that never saw the higher levels
@@ -49,8 +39,8 @@ def test_expected_coefficient_is_the_probability_weighted_mean(spark, pro_model,
         ],
         T.StructType.fromDDL("year int, student_id string, characteristic string, probabilities array<double>"),
     )
-    lookup = coefficient_lookup(spark, pro_model, rules.score_type)
-    expected = expected_education_coefficients(probabilities, lookup, rules.score_type)
+    lookup = coefficient_lookup(spark, pro_model, scoring_rules.score_type)
+    expected = expected_education_coefficients(probabilities, lookup, scoring_rules.score_type)
     assert dict(expected.dtypes)["expected_coefficient"] == "decimal(12,6)"
     result = {row["student_id"]: row["expected_coefficient"] for row in expected.collect()}
     assert result == {
@@ -101,8 +91,10 @@ def scored_frame(spark: SparkSession, students: list[Scored], year: int = 2022) 
     return literal_frame(spark, rows, DONOR_FRAME_SCHEMA)
 
 
-def donated(frame: DataFrame, rules, seed: int) -> dict[str, Decimal]:
-    return {row["student_id"]: row["donor_score"] for row in donor_scores(frame, rules.donor_levels, seed).collect()}
+def donated(frame: DataFrame, scoring_rules, seed: int) -> dict[str, Decimal]:
+    return {
+        row["student_id"]: row["donor_score"] for row in donor_scores(frame, scoring_rules.donor_levels, seed).collect()
+    }
 
 
 DONOR_CASES = [
@@ -144,8 +136,8 @@ OWN_SCORES = {Decimal(s.score) for s in DONOR_CASES if s.score_source in ("compu
 
 
 @pytest.fixture(scope="module")
-def donor_choice(spark, rules):
-    return donated(scored_frame(spark, DONOR_CASES), rules, SEED)
+def donor_choice(spark, scoring_rules):
+    return donated(scored_frame(spark, DONOR_CASES), scoring_rules, SEED)
 
 
 def test_path_2_prefers_the_same_school(donor_choice):
@@ -170,14 +162,14 @@ def test_path_3_falls_back_to_less_similar_donors(donor_choice):
     assert donor_choice["c_other_recipient"] in OWN_SCORES  # no sur_ant donor anywhere: same track nationally
 
 
-def test_donor_choice_is_deterministic_given_the_seed(spark, rules):
+def test_donor_choice_is_deterministic_given_the_seed(spark, scoring_rules):
     school = [Scored(f"donor_{i}", score=f"{i}") for i in range(12)]
     recipients = [Scored(f"recipient_{i}", "imputed_donor_school", None) for i in range(30)]
     frame = scored_frame(spark, school + recipients)
-    first = donated(frame, rules, seed=1)
-    assert donated(frame, rules, seed=1) == first
+    first = donated(frame, scoring_rules, seed=1)
+    assert donated(frame, scoring_rules, seed=1) == first
     assert len(set(first.values())) > 1  # each recipient draws its own donor
-    assert donated(frame, rules, seed=2) != first
+    assert donated(frame, scoring_rules, seed=2) != first
 
 
 # --- A full run on generated students with a planted education-income relation -----------
@@ -274,8 +266,8 @@ def planted_inputs(spark: SparkSession) -> dict[str, DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def planted_run(spark, pro_model, rules):
-    frame, metrics = score_students(planted_inputs(spark), [pro_model], rules, YEARS, SEED)
+def planted_run(spark, pro_model, scoring_rules):
+    frame, metrics = score_students(planted_inputs(spark), [pro_model], scoring_rules, YEARS, SEED)
     return frame.persist(), metrics["pro"]
 
 

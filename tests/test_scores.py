@@ -7,7 +7,7 @@ with test_imputation.py); all of them are scored in one run of the pro model.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -18,7 +18,7 @@ from pyspark.sql import types as T
 
 from lib.contract import CANONICAL_TYPES, CONTRACT
 from lib.models import CHARACTERISTICS, coefficient_lookup, literal_frame, load_model, start_lookup
-from lib.scores import OUTPUT_COLUMNS, ScoringRules, load_scoring_rules, score_students, with_coefficients
+from lib.scores import OUTPUT_COLUMNS, score_students, with_coefficients
 
 YEAR = 2022
 SEED = 7
@@ -85,23 +85,6 @@ def make_inputs(spark: SparkSession, students: list[Student], year: int = YEAR) 
 
 def scores_by_student(frame: DataFrame) -> dict[str, dict]:
     return {row["student_id"]: row.asDict() for row in frame.collect()}
-
-
-def quick_rules(config) -> ScoringRules:
-    """The configured rules, but at most 10 iterations for the education model: each is a
-    Spark job, and 10 are plenty for these small inputs."""
-    configured = load_scoring_rules(config)
-    return replace(configured, education_model=replace(configured.education_model, max_iter=10))
-
-
-@pytest.fixture(scope="module")
-def rules(config):
-    return quick_rules(config)
-
-
-@pytest.fixture(scope="module")
-def pro_model(config):
-    return load_model(config, "pro")
 
 
 # --- Students of the brochure's worked examples (figure 1, examples 1-3) -----------------
@@ -218,10 +201,10 @@ RULE_SOURCES = {
 
 
 @pytest.fixture(scope="module")
-def pro_run(spark, pro_model, rules):
+def pro_run(spark, pro_model, scoring_rules):
     """The brochure's students (one school per example) and the rule cases, scored together."""
     frame, metrics = score_students(
-        make_inputs(spark, BROCHURE_STUDENTS + RULE_STUDENTS), [pro_model], rules, [YEAR], SEED
+        make_inputs(spark, BROCHURE_STUDENTS + RULE_STUDENTS), [pro_model], scoring_rules, [YEAR], SEED
     )
     return frame, metrics["pro"]
 
@@ -348,7 +331,7 @@ def test_output_schema(pro_run):
     assert tuple(frame.columns) == OUTPUT_COLUMNS
 
 
-def test_models_scored_together_keep_their_own_population_and_coefficients(spark, config, rules, pro_model):
+def test_models_scored_together_keep_their_own_population_and_coefficients(spark, config, scoring_rules, pro_model):
     lwoo = load_model(config, "lwoo")
     students = [
         Student("bk", programme="vmbo_bk", grade=3),
@@ -356,7 +339,7 @@ def test_models_scored_together_keep_their_own_population_and_coefficients(spark
         Student("grade_2", programme="vmbo_gt", grade=2),
         Student("pro", programme="pro", grade=3),
     ]
-    frame, metrics = score_students(make_inputs(spark, students), [lwoo, pro_model], rules, [YEAR], SEED)
+    frame, metrics = score_students(make_inputs(spark, students), [lwoo, pro_model], scoring_rules, [YEAR], SEED)
     scores = scores_by_student(frame)
     assert set(scores) == {"bk", "gt", "pro"} and set(metrics) == {"lwoo", "pro"}
     assert (scores["bk"]["track"], scores["bk"]["model"]) == ("vmbo_bk", "lwoo")
@@ -367,11 +350,11 @@ def test_models_scored_together_keep_their_own_population_and_coefficients(spark
     assert scores["pro"]["score"] == pro_model.start["pro"]
 
 
-def test_coefficient_lookups_are_broadcast_joins(spark, config, rules, pro_model):
+def test_coefficient_lookups_are_broadcast_joins(spark, config, scoring_rules, pro_model):
     """Every category lookup (five characteristics and the start value) is a broadcast hash
     join of the small coefficient tables, for two models at once, and no Python runs."""
     models = [load_model(config, "lwoo"), pro_model]
-    score_type = rules.score_type
+    score_type = scoring_rules.score_type
     characteristics = {"father_education": "mbo4", "mother_education": "imputed", "origin_group": "turkey"}
     characteristics |= {"mother_duration": "0_5", "wsnp": "no"}
     student_schema = T.StructType(

@@ -1,0 +1,73 @@
+"""The benchmark's event-log summary (lib/benchmark.py), on a hand-written event log."""
+
+import json
+
+from lib.benchmark import stage_timings, summarise
+
+
+def job_start(job_id: int, at_ms: int, description: str, stages: list[int]) -> dict:
+    return {
+        "Event": "SparkListenerJobStart",
+        "Job ID": job_id,
+        "Submission Time": at_ms,
+        "Stage IDs": stages,
+        "Properties": {"spark.job.description": description},
+    }
+
+
+def job_end(job_id: int, at_ms: int) -> dict:
+    return {"Event": "SparkListenerJobEnd", "Job ID": job_id, "Completion Time": at_ms}
+
+
+def task_end(stage_id: int, run_ms: int, shuffle_written: int) -> dict:
+    return {
+        "Event": "SparkListenerTaskEnd",
+        "Stage ID": stage_id,
+        "Stage Attempt ID": 0,
+        "Task Metrics": {
+            "Executor Run Time": run_ms,
+            "Shuffle Read Metrics": {"Remote Bytes Read": 0, "Local Bytes Read": 10},
+            "Shuffle Write Metrics": {"Shuffle Bytes Written": shuffle_written},
+        },
+    }
+
+
+def test_summary_counts_run_time_per_stage_and_the_time_no_job_ran(tmp_path):
+    events = [
+        job_start(0, 0, "read", [0]),
+        task_end(0, 1500, 100),
+        task_end(0, 500, 0),
+        job_start(1, 500, "read", [1]),  # overlaps job 0: no gap
+        job_end(0, 1000),
+        job_end(1, 3000),
+        job_start(2, 4000, "score", [2]),  # 1 s after the last end: below the 2 s threshold
+        job_end(2, 5000),
+        job_start(3, 9500, "budgets", [3]),  # 4.5 s gap
+        task_end(3, 700, 0),
+        job_end(3, 9600),
+        job_start(4, 12000, "publish", [4]),  # 2.4 s gap
+        job_end(4, 12100),
+    ]
+    log = tmp_path / "events"
+    log.write_text("\n".join(json.dumps(event, separators=(",", ":")) for event in events) + "\n")
+
+    summary = summarise(log)
+
+    assert summary.jobs == 5
+    assert summary.run_time_by_description() == {"read": (2, 2.0), "budgets": (1, 0.7)}
+    assert summary.shuffle_write_bytes == 100
+    assert summary.idle_gaps() == [(4.5, "budgets"), (2.4, "publish")]
+    assert summary.idle_gaps(min_seconds=1.0) == [(4.5, "budgets"), (2.4, "publish"), (1.0, "score")]
+
+
+def test_stage_timings_lists_the_pipeline_log_slowest_first():
+    lines = [
+        "2026-11-29T16:30:46 INFO onderwijsscore: stage read and check input: done in 54.1s (input.enrolment=3)",
+        "2026-11-29T16:31:46 INFO onderwijsscore: stage score students: start",
+        "2026-11-29T16:32:46 INFO onderwijsscore: stage score students: done in 205.2s",
+    ]
+    assert stage_timings(lines).splitlines() == [
+        "pipeline stages (total 4.3 min), slowest first:",
+        "   205.2 s  score students",
+        "    54.1 s  read and check input",
+    ]
