@@ -55,7 +55,7 @@ report: setup
 	@echo "report: $(REPORT_DIR)/*.html"
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=10 tests
 
 dist: setup
 	rm -rf dist && mkdir -p dist
