@@ -28,7 +28,7 @@ from lib.contract import MONEY
 from lib.cutoffs import ASYLUM_SOURCE, ScenarioGrid
 from lib.errors import PipelineError
 from lib.models import CHARACTERISTICS
-from lib.runtime import Config
+from lib.runtime import Config, materialize
 
 SHARE = T.DecimalType(7, 6)
 RATE = T.DecimalType(24, 12)  # EUR per net-score point: exact enough that drivers lose < 1 cent
@@ -494,7 +494,7 @@ def analyse(
     scored = scenario_scores(staged["student_scores"], staged["cutoffs"], grid, tuple(CHARACTERISTICS))
     regional_rows = regional(budgets, swv, rules)
     # Small (a row per year, scenario, SWV and group) and read twice: computed once.
-    group_gross = score_group_gross(scored.join(F.broadcast(lwoo_scenarios), "scenario"), rules).localCheckpoint()
+    group_gross = materialize(score_group_gross(scored.join(F.broadcast(lwoo_scenarios), "scenario"), rules))
     drivers, groups = change_drivers(budgets, units, group_gross)
     cross_key = ["absolute_order", "relative_order"]
     return {

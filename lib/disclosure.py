@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lib.runtime import Config
+from lib.runtime import Config, materialize
 
 STUDENTS = "n_students"  # the column every checked frame carries: students behind the cell
 
@@ -58,12 +58,12 @@ def suppress(frame: DataFrame, table: str, rules: DisclosureRules, cell_key: lis
     rule = rules.tables[table]
     students = F.col(STUDENTS)
     checked = frame.withColumn("primary", rules.is_small(students)).withColumn("suppressed", F.col("primary"))
-    checked = checked.localCheckpoint()
+    checked = materialize(checked)
     n_suppressed = checked.where("suppressed").count()
     while rule.lines:
         for line in rule.lines:
             checked = checked.withColumn("suppressed", F.col("suppressed") | _lone_complement(line, cell_key))
-        checked = checked.localCheckpoint()
+        checked = materialize(checked)
         n_before, n_suppressed = n_suppressed, checked.where("suppressed").count()
         if n_suppressed == n_before:
             break

@@ -39,7 +39,7 @@ from lib.contract import CONTRACT, TableDef
 from lib.cutoffs import ASYLUM_SOURCE
 from lib.errors import PipelineError
 from lib.models import ConfigFileError, ScoreModel, load_model
-from lib.runtime import Config
+from lib.runtime import Config, materialize
 from lib.scores import SCORE_SOURCES, load_scoring_rules
 
 # Counts only: GE keeps no unexpected values, so it collects none to the driver.
@@ -236,7 +236,7 @@ def _count(result: dict[str, Any]) -> int | None:
 def _materialized(frame: DataFrame) -> DataFrame:
     """A small frame of counts or sums, computed once with its lineage cut, so that GE's
     several jobs do not each recompute it from the large frames."""
-    return frame.localCheckpoint()
+    return materialize(frame)
 
 
 # ---------------------------------------------------------------------------------------

@@ -144,10 +144,10 @@ def stage(name: str, counts: dict[str, int] | None = None) -> Iterator[dict[str,
 def materialize(frame: DataFrame) -> DataFrame:
     """`frame` computed now and kept (memory, else disk), with its lineage cut.
 
-    For the student-level frames that later steps build on (register facts, scores, unit
-    scores). A plan on top of a long lineage costs the driver tens of seconds per query:
-    every query re-optimises that lineage and matches it against the cache. A local
-    checkpoint makes it a scan of the stored blocks. Like a cache it lives on the
+    For frames later steps read several times or build on (register facts, scores, unit
+    scores, small check frames, suppression rounds). A plan on top of a long lineage costs
+    the driver tens of seconds per query: every query re-optimises that lineage and
+    matches it against the cache. A local checkpoint makes it a scan of the stored blocks. Like a cache it lives on the
     executors; a run that loses one fails, and its rerun recomputes (publication is atomic).
     """
     return frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)

@@ -27,12 +27,11 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from lib.contract import CANONICAL_TYPES, CONTRACT, EDUCATION_LEVELS
-from lib.runtime import Config, stage
+from lib.runtime import Config, materialize, stage
 
 FIRST_POSTCODE, POSTCODE_COUNT = 1000, 9000  # 4-digit postcodes 1000-9999
 _MANTISSA_BITS = 53
@@ -959,10 +958,8 @@ def sample_tables(spark: SparkSession, spec: SampleSpec) -> dict[str, Callable[[
     geography = plan_geography(spec)
     swvs, schools = swv_frame(spark, geography), school_frame(spark, geography)
     with stage("sample-data families") as counts:
-        students = student_frame(spark, spec, geography, swvs, schools).localCheckpoint(
-            eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK
-        )
-        parents = parent_frame(students, spec).localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+        students = materialize(student_frame(spark, spec, geography, swvs, schools))
+        parents = materialize(parent_frame(students, spec))
         counts["students"], counts["parents"] = students.count(), parents.count()
     enrolment = enrolment_table(students, spec)
     builders = {

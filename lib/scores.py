@@ -398,12 +398,14 @@ def score_students(
         frames = [lookup(spark, model, score_type).withColumn("model", F.lit(model.name)) for model in models]
         return reduce(DataFrame.unionByName, frames)
 
+    coefficients = per_model(coefficient_lookup)
     facts = materialize(student_facts(inputs, models, rules, years))
     imputed, fit_metrics = [], {}
     for model in models:
+        of_model = F.col("model") == model.name
         imputed_education, fit_metrics[model.name] = impute_parent_education(
-            facts.where(F.col("model") == model.name),
-            coefficient_lookup(spark, model, score_type),
+            facts.where(of_model),
+            coefficients.where(of_model),
             rules.education_model,
             years,
             seed,
@@ -414,7 +416,7 @@ def score_students(
         facts.transform(with_categories)
         .transform(
             with_coefficients,
-            per_model(coefficient_lookup),
+            coefficients,
             per_model(start_lookup),
             reduce(DataFrame.unionByName, imputed),
         )
