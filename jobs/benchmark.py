@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from lib.benchmark import TreeMemorySampler, report, stage_timings, summarise
+from lib.benchmark import TreeMemorySampler, report, stage_timings, student_years, summarise
 
 
 def main(argv=None) -> int:
@@ -55,6 +55,9 @@ def main(argv=None) -> int:
         f"peak memory: driver JVM {memory.peak_largest / 2**30:.2f} GiB, "
         f"all processes {memory.peak_total / 2**30:.2f} GiB"
     )
+    population = student_years(log_lines)
+    if population:
+        print(f"student-years {population}: {wall / population * 1e6:.1f} s per million")
     print(stage_timings(log_lines))
     logs = sorted((p for p in events.iterdir() if p.is_file()), key=lambda path: path.stat().st_mtime)
     if logs:

@@ -23,12 +23,11 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.aggregation import scenario_scores
 from lib.contract import MONEY
 from lib.cutoffs import ASYLUM_SOURCE, ScenarioGrid
 from lib.errors import PipelineError
-from lib.models import CHARACTERISTICS
-from lib.runtime import Config, materialize
+from lib.models import CHARACTERISTICS, literal_frame
+from lib.runtime import Config
 
 SHARE = T.DecimalType(7, 6)
 RATE = T.DecimalType(24, 12)  # EUR per net-score point: exact enough that drivers lose < 1 cent
@@ -106,21 +105,36 @@ def _bin_pair(raw: dict, where: str) -> tuple[Bins, Bins]:
 # --- profiles -------------------------------------------------------------------------
 
 
-def profiles(scored: DataFrame, rules: AnalysisRules) -> DataFrame:
+def profile_counts(banded: DataFrame, rules: AnalysisRules) -> DataFrame:
+    """Per (year, model, band, one column per characteristic: its category): `n` students.
+
+    `banded` is the student frame with `aggregation.with_band`. A student without own data
+    (asylum or donor-imputed) counts as the unknown category.
+    """
+    categories = [_category(c, rules).alias(c) for c in rules.characteristics]
+    return banded.groupBy("year", "model", "band", *categories).agg(F.count(F.lit(1)).alias("n"))
+
+
+def profiles(counts: DataFrame, cutoffs: DataFrame, grid: ScenarioGrid, rules: AnalysisRules) -> DataFrame:
     """Per (year, scenario, group, characteristic, category): n_students and share of the group.
 
-    `scored` is `aggregation.scenario_scores` with the characteristic columns kept. Students
-    are counted once per group: `population` (all) and `target` (the target group).
+    Students are counted once per group: `population` (all) and `target` (the scenario's
+    target group: band at most its share).
     """
-    categories = {c: _category(c, rules) for c in rules.characteristics}
-    combinations = scored.groupBy("year", "scenario", "in_target", *[c.alias(name) for name, c in categories.items()])
-    counted = combinations.agg(F.count(F.lit(1)).alias("n"))
-    groups = F.array(F.lit("population"), F.when(F.col("in_target"), F.lit("target")))
+    scenarios = cutoffs.join(grid.frame(cutoffs.sparkSession).select("scenario", "model"), "scenario").select(
+        "year", "model", "scenario", "target_share"
+    )
+    in_target = F.coalesce(F.col("band") <= F.col("target_share"), F.lit(False))
+    groups = F.array(F.lit("population"), F.when(in_target, F.lit("target")))
     per_characteristic = F.array(
-        *[F.struct(F.lit(name).alias("characteristic"), F.col(name).alias("category")) for name in categories]
+        *[
+            F.struct(F.lit(name).alias("characteristic"), F.col(name).alias("category"))
+            for name in rules.characteristics
+        ]
     )
     long = (
-        counted.withColumn("group", F.explode(groups))
+        counts.join(F.broadcast(scenarios), ["year", "model"])
+        .withColumn("group", F.explode(groups))
         .where(F.col("group").isNotNull())
         .withColumn("cell", F.explode(per_characteristic))
         .groupBy("year", "scenario", "group", "cell.characteristic", "cell.category")
@@ -178,7 +192,8 @@ def cross_table(changes: DataFrame, bins: tuple[Bins, Bins]) -> DataFrame:
 
 
 def _bin_frame(spark, bins: Bins, name: str) -> DataFrame:
-    return spark.createDataFrame(list(enumerate(bins.labels)), f"{name}_order int, {name}_bin string")
+    schema = T.StructType.fromDDL(f"{name}_order int, {name}_bin string")
+    return literal_frame(spark, list(enumerate(bins.labels)), schema)
 
 
 def _margin(interior: DataFrame, kept: list[str], bins: tuple[Bins, Bins]) -> DataFrame:
@@ -333,17 +348,19 @@ def driver_column(group: str) -> str:
     return f"iq_{group}"
 
 
-def score_group_gross(scored: DataFrame, rules: AnalysisRules) -> DataFrame:
+def score_group_gross(unit_sums: DataFrame, rules: AnalysisRules) -> DataFrame:
     """Per (year, scenario, swv_id, source_group): gross score and target-group students of
-    the `score_source` group, every configured group present (0 when empty)."""
+    the `score_source` group, every configured group present (0 when empty); from the
+    `aggregation.scenario_unit_sums` of the lwoo scenarios."""
     group = F.lit(None)
     for name, sources in reversed(rules.source_groups.items()):
         group = F.when(F.col("score_source").isin(*sources), name).otherwise(group)
-    sums = scored.groupBy("year", "scenario", F.col("unit_id").alias("swv_id"), group.alias("source_group")).agg(
-        F.sum("contribution").alias("gross"), F.count_if("in_target").alias("n_target")
+    sums = unit_sums.groupBy("year", "scenario", F.col("unit_id").alias("swv_id"), group.alias("source_group")).agg(
+        F.sum("gross").alias("gross"), F.sum("n_target").alias("n_target")
     )
-    spark = scored.sparkSession
-    groups = spark.createDataFrame([(g,) for g in rules.source_groups], "source_group string")
+    groups = literal_frame(
+        unit_sums.sparkSession, [(g,) for g in rules.source_groups], T.StructType.fromDDL("source_group string")
+    )
     every_group = sums.select("year", "scenario", "swv_id").distinct().crossJoin(F.broadcast(groups))
     return every_group.join(sums, ["year", "scenario", "swv_id", "source_group"], "left").fillna(
         0, ["gross", "n_target"]
@@ -481,24 +498,27 @@ Disclose = Callable[[str, DataFrame, list[str]], DataFrame]
 
 
 def analyse(
-    staged: dict[str, DataFrame], swv: DataFrame, grid: ScenarioGrid, rules: AnalysisRules, disclose: Disclose
+    computed: dict[str, DataFrame], swv: DataFrame, grid: ScenarioGrid, rules: AnalysisRules, disclose: Disclose
 ) -> dict[str, DataFrame]:
-    """Every analysis table from the run's staged outputs (`student_scores`, `cutoffs`,
-    `unit_scores`, `budgets`), each passed through `disclose(table, frame, cell_key)`.
+    """Every analysis table from the run's outputs (`cutoffs`, `unit_scores`, `budgets`)
+    and student sums (`profile_counts`, `unit_sums`), each passed through
+    `disclose(table, frame, cell_key)`.
 
     Tables of year pairs (stability, change_explained) have rows only for years whose
     previous year is in the run.
     """
-    budgets, units = staged["budgets"], staged["unit_scores"]
+    budgets, units = computed["budgets"], computed["unit_scores"]
     lwoo_scenarios = budgets.select("scenario").distinct()
-    scored = scenario_scores(staged["student_scores"], staged["cutoffs"], grid, tuple(CHARACTERISTICS))
     regional_rows = regional(budgets, swv, rules)
-    # Small (a row per year, scenario, SWV and group) and read twice: computed once.
-    group_gross = materialize(score_group_gross(scored.join(F.broadcast(lwoo_scenarios), "scenario"), rules))
-    drivers, groups = change_drivers(budgets, units, group_gross)
+    lwoo_sums = computed["unit_sums"].join(F.broadcast(lwoo_scenarios), "scenario")
+    drivers, groups = change_drivers(budgets, units, score_group_gross(lwoo_sums, rules))
     cross_key = ["absolute_order", "relative_order"]
     return {
-        "profiles": disclose("profiles", profiles(scored, rules), ["characteristic", "category"]),
+        "profiles": disclose(
+            "profiles",
+            profiles(computed["profile_counts"], computed["cutoffs"], grid, rules),
+            ["characteristic", "category"],
+        ),
         "stability": disclose("stability", cross_table(year_on_year(budgets), rules.stability), cross_key),
         "redistribution": disclose(
             "redistribution", cross_table(against_current(budgets), rules.redistribution), cross_key

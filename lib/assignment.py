@@ -50,30 +50,31 @@ def assign_swv(
     swv_postcodes: DataFrame,
     rules: AssignmentRules,
 ) -> DataFrame:
-    """The student frame plus `swv_school` and `swv_residence`; stops on undeterminable vestigingen.
-
-    Checking counts the students' vestigingen (one small job): materialize `students` first
-    when it is expensive to recompute.
-    """
-    vestigingen = vestiging_swv(schools, swv_postcodes, rules).withColumn("listed", F.lit(True))
-    with_school = students.join(F.broadcast(vestigingen), ["year", "school_id"], "left")
-    _stop_on_undetermined_vestigingen(with_school)
+    """The student frame plus `swv_school` and `swv_residence` (check the result with
+    `stop_on_undetermined_swv`)."""
+    vestigingen = vestiging_swv(schools, swv_postcodes, rules)
     homes = addresses.select("year", F.col("person_id").alias("student_id"), F.col("postcode").alias("home_postcode"))
     home_region = swv_postcodes.select(F.col("postcode").alias("home_postcode"), F.col("swv_id").alias("home_swv"))
     swv_school = F.col("swv_school")
     return (
-        with_school.join(homes, ["year", "student_id"], "left")
+        students.join(F.broadcast(vestigingen), ["year", "school_id"], "left")
+        .join(homes, ["year", "student_id"], "left")
         .join(F.broadcast(home_region), "home_postcode", "left")
         .withColumn("swv_residence", F.when(F.col("rsvo"), swv_school).otherwise(F.coalesce("home_swv", swv_school)))
         .select(*students.columns, "swv_school", "swv_residence")
     )
 
 
-def _stop_on_undetermined_vestigingen(with_school: DataFrame) -> None:
+def stop_on_undetermined_swv(assigned: DataFrame, schools: DataFrame) -> None:
+    """Stop when an assigned student (`assign_swv`) has no `swv_school`: its vestiging has
+    no schools row for the year, or is not rsvo, has no override and its postcode no SWV.
+    One small job; materialize `assigned` first when it is expensive to recompute."""
+    listed = schools.select("year", "school_id", F.lit(True).alias("listed"))
     undetermined = (
-        with_school.where(F.col("swv_school").isNull())
-        .groupBy("year", "school_id", "listed")
+        assigned.where(F.col("swv_school").isNull())
+        .groupBy("year", "school_id")
         .agg(F.count(F.lit(1)).alias("students"))
+        .join(F.broadcast(listed), ["year", "school_id"], "left")
         .agg(
             F.count_if(F.col("listed").isNull()).alias("unlisted_vestigingen"),
             F.coalesce(F.sum(F.when(F.col("listed").isNull(), F.col("students"))), F.lit(0)).alias("unlisted_students"),

@@ -14,6 +14,8 @@ from pathlib import Path
 
 PAGE_SIZE = 4096
 STAGE_DONE = re.compile(r"stage (?P<name>.+?): done in (?P<seconds>[0-9.]+)s")
+POPULATIONS = re.compile(r"stage populations: done in [0-9.]+s \((?P<counts>.*)\)")
+COUNT = re.compile(r"=(\d+)")
 
 
 class TreeMemorySampler:
@@ -67,6 +69,13 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
+def student_years(log_lines: list[str]) -> int:
+    """The population students summed over models and teldatum years (the populations stage's counts)."""
+    return sum(
+        int(count) for line in log_lines if (m := POPULATIONS.search(line)) for count in COUNT.findall(m["counts"])
+    )
+
+
 def stage_timings(log_lines: list[str]) -> str:
     """The pipeline's `stage X: done in Ns` log lines as a table, slowest first."""
     timings = [(m["name"], float(m["seconds"])) for line in log_lines if (m := STAGE_DONE.search(line))]
@@ -83,6 +92,18 @@ class StageMetrics:
     shuffle_read_bytes: int = 0
     shuffle_write_bytes: int = 0
     run_time_ms: int = 0
+    gc_time_ms: int = 0
+    spilled_bytes: int = 0  # memory and disk bytes spilled
+
+
+@dataclass
+class DescriptionMetrics:
+    """One pipeline stage's Spark work (its jobs carry the stage's name as description)."""
+
+    jobs: int = 0
+    run_seconds: float = 0.0
+    gc_seconds: float = 0.0
+    spilled_bytes: int = 0
 
 
 @dataclass
@@ -110,13 +131,15 @@ class EventLogSummary:
             busy_until = max(busy_until or 0, span.completed_ms or span.submitted_ms)
         return sorted(gaps, reverse=True)
 
-    def run_time_by_description(self) -> dict[str, tuple[int, float]]:
-        """Per pipeline stage (job description): Spark jobs and task run time in seconds."""
-        seconds: dict[str, float] = {}
+    def by_description(self) -> dict[str, DescriptionMetrics]:
+        """Per pipeline stage (job description): Spark jobs, task run and GC time, spill."""
+        metrics = {name: DescriptionMetrics(jobs=jobs) for name, jobs in self.jobs_per_description.items()}
         for stage in self.stages.values():
-            name = self.stage_description.get(stage.stage_id, "(none)")
-            seconds[name] = seconds.get(name, 0.0) + stage.run_time_ms / 1000
-        return {name: (self.jobs_per_description.get(name, 0), s) for name, s in seconds.items()}
+            found = metrics.setdefault(self.stage_description.get(stage.stage_id, "(none)"), DescriptionMetrics())
+            found.run_seconds += stage.run_time_ms / 1000
+            found.gc_seconds += stage.gc_time_ms / 1000
+            found.spilled_bytes += stage.spilled_bytes
+        return metrics
 
     @property
     def shuffle_write_bytes(self) -> int:
@@ -151,6 +174,8 @@ def summarise(event_log: Path) -> EventLogSummary:
                 metrics = event["Task Metrics"]
                 stage.tasks += 1
                 stage.run_time_ms += metrics.get("Executor Run Time", 0)
+                stage.gc_time_ms += metrics.get("JVM GC Time", 0)
+                stage.spilled_bytes += metrics.get("Memory Bytes Spilled", 0) + metrics.get("Disk Bytes Spilled", 0)
                 read = metrics.get("Shuffle Read Metrics", {})
                 stage.shuffle_read_bytes += read.get("Remote Bytes Read", 0) + read.get("Local Bytes Read", 0)
                 stage.shuffle_write_bytes += metrics.get("Shuffle Write Metrics", {}).get("Shuffle Bytes Written", 0)
@@ -184,10 +209,11 @@ def report(summary: EventLogSummary, top: int = 15) -> str:
             f"no Spark job running for 2 s or more: {sum(s for s, _ in gaps):.1f} s in {len(gaps)} gaps; "
             "longest (seconds, the stage whose job ended it):",
             *[f"{seconds:>8.1f} s  {name}" for seconds, name in gaps[:5]],
-            "Spark jobs and task run time per pipeline stage:",
+            "Spark jobs, task run time, GC time and spill per pipeline stage:",
+            f"{'jobs':>6} {'task s':>8} {'GC s':>6} {'spill MiB':>9}  stage",
             *[
-                f"{jobs:>6} jobs {seconds:>8.1f} s  {name}"
-                for name, (jobs, seconds) in sorted(summary.run_time_by_description().items(), key=lambda i: -i[1][1])
+                f"{m.jobs:>6} {m.run_seconds:>8.1f} {m.gc_seconds:>6.1f} {m.spilled_bytes / 2**20:>9.1f}  {name}"
+                for name, m in sorted(summary.by_description().items(), key=lambda item: -item[1].run_seconds)
             ],
             f"stages by shuffle bytes (top {top}):",
             header,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark import StorageLevel
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -261,8 +260,10 @@ def _typed(col: Col, source: T.DataType, from_text: bool) -> tuple[SparkColumn, 
 def validate(table: TableDef, raw: DataFrame, from_text: bool = False) -> tuple[DataFrame, list[Violation], int]:
     """Cast a raw table to its canonical schema and list what breaks the contract.
 
-    All per-column rules are counted in one aggregation; key uniqueness in a second.
-    Returns the typed frame, the violations and the number of rows.
+    Every rule, key uniqueness included, is counted in one aggregation over the table:
+    per key first (rows sharing it), then over the keys. Returns the typed frame (lazy:
+    a scan of the input, which is cheaper to read again than to keep), the violations
+    and the number of rows.
     """
     present = {f.name: f.dataType for f in raw.schema.fields}
     missing = [c for c in table.columns if c.name not in present]
@@ -270,28 +271,22 @@ def validate(table: TableDef, raw: DataFrame, from_text: bool = False) -> tuple[
     if missing:
         return raw, violations, 0
 
-    typed_cols, parse_flags, checks = [], [], []
+    typed: dict[str, SparkColumn] = {}
+    parse_failed: dict[str, SparkColumn] = {}
+    checks = []
     for col in table.columns:
         value, failed = _typed(col, present[col.name], from_text)
-        typed_cols.append(value.alias(col.name))
-        if failed is not None:
-            flag = f"_parse_failed_{col.name}"
-            parse_flags.append(failed.alias(flag))
+        typed[col.name] = value
+        if failed is not None:  # judged on the raw value; the other rules judge the typed value
+            parse_failed[col.name] = failed
             kind = "string" if col.kind == "str" else col.kind
             checks.append(
-                (col.name, f"wrong type: not a valid {kind} (found {present[col.name].simpleString()})", F.col(flag))
+                (col.name, f"wrong type: not a valid {kind} (found {present[col.name].simpleString()})", failed)
             )
-    # Parse failures are flagged on the raw values, the other rules judge the typed values;
-    # both are counted in one pass over the persisted frame the stages go on to use.
-    checked = raw.select(*typed_cols, *parse_flags).persist(StorageLevel.MEMORY_AND_DISK)
-    typed = checked.select(*[c.name for c in table.columns])
-    parse_flagged = {name for name, _, _ in checks}
-
     for col in table.columns:
-        c = F.col(col.name)
+        c = typed[col.name]
         if not col.nullable:
-            unparsed = F.col(f"_parse_failed_{col.name}") if col.name in parse_flagged else F.lit(False)
-            checks.append((col.name, "null not allowed", c.isNull() & ~unparsed))
+            checks.append((col.name, "null not allowed", c.isNull() & ~parse_failed.get(col.name, F.lit(False))))
         if col.domain:
             checks.append((col.name, f"code not in {list(col.domain)}", c.isNotNull() & ~c.isin(*col.domain)))
         if col.min is not None:
@@ -299,25 +294,27 @@ def validate(table: TableDef, raw: DataFrame, from_text: bool = False) -> tuple[
         if col.pattern:
             checks.append((col.name, f"value does not match {col.pattern}", ~c.rlike(col.pattern)))
 
-    counts = checked.agg(
-        F.count(F.lit(1)).alias("_rows"),
-        *[F.count_if(F.coalesce(cond, F.lit(False))).alias(f"c{i}") for i, (_, _, cond) in enumerate(checks)],
-    ).first()
+    broken = [F.count_if(F.coalesce(cond, F.lit(False))).alias(f"c{i}") for i, (_, _, cond) in enumerate(checks)]
+    per_rule = [F.sum(f"c{i}").alias(f"c{i}") for i in range(len(checks))]
+    if table.key:
+        per_key = raw.groupBy(*[typed[name].alias(name) for name in table.key]).agg(
+            F.count(F.lit(1)).alias("_rows"), *broken
+        )
+        shared = F.coalesce(F.sum(F.when(F.col("_rows") > 1, F.col("_rows"))), F.lit(0))
+        counts = per_key.agg(F.sum("_rows").alias("_rows"), shared.alias("_shared"), *per_rule).first()
+    else:
+        counts = raw.agg(F.count(F.lit(1)).alias("_rows"), F.lit(0).alias("_shared"), *broken).first()
+    rows = counts["_rows"] or 0
     for i, (name, rule, _) in enumerate(checks):
         if counts[f"c{i}"]:
             violations.append(Violation(table.name, name, rule, counts[f"c{i}"]))
-
-    if table.non_empty and counts["_rows"] == 0:
+    if table.non_empty and rows == 0:
         violations.append(Violation(table.name, "*", "table is empty", 0))
-    if table.key:
-        duplicated = (
-            typed.groupBy(*table.key).count().where("count > 1").agg(F.coalesce(F.sum("count"), F.lit(0))).first()[0]
+    if counts["_shared"]:
+        violations.append(
+            Violation(table.name, ",".join(table.key), "key not unique (rows sharing a key)", counts["_shared"])
         )
-        if duplicated:
-            violations.append(
-                Violation(table.name, ",".join(table.key), "key not unique (rows sharing a key)", duplicated)
-            )
-    return typed, violations, counts["_rows"]
+    return raw.select(*[value.alias(name) for name, value in typed.items()]), violations, rows
 
 
 @dataclass(frozen=True)
@@ -338,8 +335,7 @@ def read_inputs(
 ) -> Inputs:
     """Read and validate every contract table; raise one `ContractError` listing all violations.
 
-    Validated frames are persisted: the checks' scan fills the cache the stages reuse.
-    Up to `concurrency` tables are checked at once.
+    Up to `concurrency` tables are checked at once; the frames returned are lazy scans.
     `--years` filtering is the caller's: the whole input is checked.
     """
     root = Path(input_root)

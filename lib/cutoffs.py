@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lib.errors import PipelineError
+from lib.models import literal_frame
 from lib.runtime import Config
 
 ASYLUM_SOURCE = "imputed_asylum"  # score_source of students whose score is set per scenario
@@ -132,7 +133,7 @@ class ScenarioGrid:
             )
             for s in self.scenarios
         ]
-        return spark.createDataFrame(rows, schema)
+        return literal_frame(spark, rows, schema)
 
 
 def _whole_percentage(value: object, where: str) -> int:
@@ -146,7 +147,9 @@ def approximate_cutoffs(students: DataFrame, grid: ScenarioGrid) -> DataFrame:
 
     One aggregation per (year, model) locates all shares. Asylum students enter the sketch
     below every representable score, so the ⌈p·N/100⌉-th value of all N is the k-th
-    non-asylum score and the fractions are constants shared by every group.
+    non-asylum score and the fractions are constants shared by every group. A sketch's
+    candidates depend on the order its values arrive in, so each group's values reach one
+    sketch in score order: the candidates are the same on every engine and partitioning.
     """
     score_type: T.DecimalType = students.schema["score"].dataType
     below_every_score = F.lit(-(Decimal(10) ** (score_type.precision - score_type.scale) - 1)).cast(score_type)
@@ -156,22 +159,32 @@ def approximate_cutoffs(students: DataFrame, grid: ScenarioGrid) -> DataFrame:
     fractions = [
         f for share in all_shares for f in (max(0.0, share / 100 - margin), share / 100, min(1.0, share / 100 + margin))
     ]
-    positions = students.sparkSession.createDataFrame(
+    positions = literal_frame(
+        students.sparkSession,
         [
             (model, share, 3 * all_shares.index(share) + 1)
             for model, shares in grid.shares().items()
             for share in shares
         ],
-        "model string, share int, position int",
+        T.StructType.fromDDL("model string, share int, position int"),
     )
     is_asylum = F.col("score_source") == ASYLUM_SOURCE
-    located = students.groupBy("year", "model").agg(
+    ordered = (
+        students.select(
+            "year",
+            "model",
+            "score",
+            is_asylum.alias("is_asylum"),
+            F.when(is_asylum, below_every_score).otherwise(F.col("score")).alias("sketched"),
+        )
+        .repartition("year", "model")
+        .sortWithinPartitions("year", "model", "sketched")
+    )
+    located = ordered.groupBy("year", "model").agg(
         F.count(F.lit(1)).alias("n_population"),
-        F.count_if(is_asylum).alias("n_asylum"),
+        F.count_if("is_asylum").alias("n_asylum"),
         F.sum("score").alias("score_sum"),
-        F.percentile_approx(
-            F.when(is_asylum, below_every_score).otherwise(F.col("score")), fractions, grid.percentile_accuracy
-        ).alias("located"),
+        F.percentile_approx("sketched", fractions, grid.percentile_accuracy).alias("located"),
     )
     place = F.expr("(share * n_population + 99) div 100").cast("int")  # ⌈p·N/100⌉ in integers
     return located.join(F.broadcast(positions), "model").select(
@@ -255,7 +268,7 @@ def scenario_cutoffs(students: DataFrame, grid: ScenarioGrid) -> DataFrame:
         lambda row: row.bracket_held,
         "exact cutoff outside the percentile_approx bracket; raise percentiles.bracket_errors in conf/scenarios.yaml",
     )
-    return _scenario_rows(exact, grid.frame(students.sparkSession))
+    return _local(_scenario_rows(exact, grid.frame(students.sparkSession)))
 
 
 def _scenario_rows(exact: DataFrame, scenarios: DataFrame) -> DataFrame:
@@ -296,4 +309,13 @@ def _materialized(frame: DataFrame, holds: Callable[[Row], bool], rule: str) -> 
     if failing:
         groups = ", ".join(f"{year} {model} {share} %" for year, model, share in failing)
         raise PipelineError(f"cutoffs: {rule}: {len(failing)} (year, model, share) groups: {groups}")
-    return frame.sparkSession.createDataFrame(rows, frame.schema)
+    return _literal(frame, rows)
+
+
+def _local(frame: DataFrame) -> DataFrame:
+    """A small frame computed once and held as literal rows: later stages read it freely."""
+    return _literal(frame, frame.collect())
+
+
+def _literal(frame: DataFrame, rows: list[Row]) -> DataFrame:
+    return literal_frame(frame.sparkSession, [tuple(row) for row in rows], frame.schema)

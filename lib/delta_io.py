@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from delta.tables import DeltaTable
@@ -46,16 +47,24 @@ def _check_reader_safe(df: DataFrame, table: str) -> None:
         raise TypeError(f"table {table}: TIMESTAMP_NTZ columns {ntz} are not readable by every Delta reader")
 
 
-def write_slice(df: DataFrame, path: str | Path, slice_values: Mapping[str, Sequence[object]]) -> int:
-    """Replace the slice `slice_values` of the Delta table at `path` with `df`; return the new version.
+@dataclass(frozen=True)
+class Commit:
+    version: int
+    rows: int  # rows written, from the commit's metrics
+
+
+def write_slice(df: DataFrame, path: str | Path, slice_values: Mapping[str, Sequence[object]]) -> Commit:
+    """Replace the slice `slice_values` of the Delta table at `path` with `df`.
 
     The partition columns are the slice's keys, in order. Delta checks that every row
-    of `df` lies inside the slice, so a bug cannot overwrite a neighbouring slice.
+    of `df` lies inside the slice, so a bug cannot overwrite a neighbouring slice. Rows
+    are grouped by partition first, so each partition gets one file.
     """
     path = str(path)
     _check_reader_safe(df, path)
     writer = (
-        df.write.format("delta")
+        df.repartition(*slice_values.keys())
+        .write.format("delta")
         .mode("overwrite")
         .partitionBy(*slice_values.keys())
         .option("replaceWhere", slice_predicate(slice_values))
@@ -63,7 +72,8 @@ def write_slice(df: DataFrame, path: str | Path, slice_values: Mapping[str, Sequ
     for key, value in READER_SAFE_PROPERTIES.items():
         writer = writer.option(key, value)
     writer.save(path)
-    return table_version(df.sparkSession, path)
+    last = DeltaTable.forPath(df.sparkSession, path).history(1).select("version", "operationMetrics").first()
+    return Commit(last.version, int(last.operationMetrics.get("numOutputRows", 0)))
 
 
 def append(df: DataFrame, path: str | Path) -> int:

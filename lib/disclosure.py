@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Window
-from pyspark.sql import functions as F
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
 
-from lib.runtime import Config, materialize
+from lib.runtime import Config
 
 STUDENTS = "n_students"  # the column every checked frame carries: students behind the cell
 
@@ -44,44 +46,76 @@ class DisclosureRules:
             allocation_tables=tuple(raw["allocation_tables"]),
         )
 
-    def is_small(self, students: Column) -> Column:
-        return (students > 0) & (students < self.min_students)
+    def is_small_count(self, students: int) -> bool:
+        return 0 < students < self.min_students
 
 
 def suppress(frame: DataFrame, table: str, rules: DisclosureRules, cell_key: list[str]) -> tuple[DataFrame, dict]:
     """`frame` with `suppressed` and the table's cells nulled where suppressed, without
     `n_students` unless it is a cell; and the check's outcome (cell counts only) for the run record.
 
-    `cell_key` orders the cells of a line, so the secondary choice is deterministic. Runs a
-    few small Spark jobs: one per round of secondary suppression (usually none or one).
+    `cell_key` orders the cells of a line, so the secondary choice is deterministic. The
+    cells (bounded by units, scenarios and categories, not by students) are collected once
+    and checked on the driver; the published frame is built from them.
     """
     rule = rules.tables[table]
-    students = F.col(STUDENTS)
-    checked = frame.withColumn("primary", rules.is_small(students)).withColumn("suppressed", F.col("primary"))
-    checked = materialize(checked)
-    n_suppressed = checked.where("suppressed").count()
-    while rule.lines:
-        for line in rule.lines:
-            checked = checked.withColumn("suppressed", F.col("suppressed") | _lone_complement(line, cell_key))
-        checked = materialize(checked)
-        n_before, n_suppressed = n_suppressed, checked.where("suppressed").count()
-        if n_suppressed == n_before:
-            break
-    outcome = checked.agg(
-        F.count(F.lit(1)).alias("cells"),
-        F.count_if("primary").alias("primary"),
-        F.count_if(F.col("suppressed") & ~F.col("primary")).alias("secondary"),
-    ).first()
-    published = checked.withColumns({c: F.when(~F.col("suppressed"), F.col(c)) for c in rule.cells}).drop(
-        "primary", *([] if STUDENTS in rule.cells else [STUDENTS])
+    cells = frame.toArrow()
+    students = cells.column(STUDENTS).to_pylist()
+    primary = [n is not None and rules.is_small_count(n) for n in students]
+    suppressed = list(primary)
+    order = [_ascending(values) for values in zip(*[cells.column(c).to_pylist() for c in cell_key], strict=True)]
+    lines = [_line_members(cells, line) for line in rule.lines]
+    changed = bool(lines)
+    while changed:
+        before = sum(suppressed)
+        for members in lines:
+            # One line definition at a time, every line of it at once (as a window would).
+            suppressed = _with_lone_complements(suppressed, members, students, order)
+        changed = sum(suppressed) != before
+    outcome = {
+        "min_students": rules.min_students,
+        "cells": len(students),
+        "primary": sum(primary),
+        "secondary": sum(s and not p for s, p in zip(suppressed, primary, strict=True)),
+    }
+    mask = pa.array(suppressed, pa.bool_())
+    published = cells.append_column("suppressed", mask)
+    for column in rule.cells:
+        values = published.column(column)
+        nulled = pc.if_else(mask, pa.nulls(len(mask), values.type), values)
+        published = published.set_column(published.schema.get_field_index(column), column, nulled)
+    if STUDENTS not in rule.cells:
+        published = published.drop_columns([STUDENTS])
+    schema = T.StructType(
+        [field for field in frame.schema.fields if field.name in published.column_names]
+        + [T.StructField("suppressed", T.BooleanType(), False)]
     )
-    return published, {"min_students": rules.min_students, **outcome.asDict()}
+    return frame.sparkSession.createDataFrame(published.select(schema.fieldNames()), schema), outcome
 
 
-def _lone_complement(line: tuple[str, ...], cell_key: list[str]) -> Column:
-    """True for the cell to suppress next in a line with exactly one suppressed cell: the
-    smallest other cell on at least one student (an empty one only when nothing else is left)."""
-    cells = Window.partitionBy(*line)
-    smallest_first = cells.orderBy(F.col("suppressed"), F.col(STUDENTS) == 0, F.col(STUDENTS), *cell_key)
-    lone = F.sum(F.col("suppressed").cast("int")).over(cells) == 1
-    return lone & ~F.col("suppressed") & (F.row_number().over(smallest_first) == 1)
+def _ascending(values: tuple) -> tuple:
+    """A sort key ordering as Spark's ascending order does: nulls first."""
+    return tuple((value is not None, value) for value in values)
+
+
+def _line_members(cells: pa.Table, line: tuple[str, ...]) -> list[list[int]]:
+    """The cell indices of each line: the cells sharing the line's key values."""
+    members: dict[tuple, list[int]] = {}
+    for index, key in enumerate(zip(*[cells.column(c).to_pylist() for c in line], strict=True)):
+        members.setdefault(key, []).append(index)
+    return list(members.values())
+
+
+def _with_lone_complements(
+    suppressed: list[bool], lines: list[list[int]], students: list[int], order: list[tuple]
+) -> list[bool]:
+    """In each line with exactly one suppressed cell, suppress its smallest other cell on
+    at least one student (an empty one only when nothing else is left)."""
+    updated = list(suppressed)
+    for members in lines:
+        if sum(suppressed[i] for i in members) != 1:
+            continue
+        others = [i for i in members if not suppressed[i]]
+        if others:
+            updated[min(others, key=lambda i: (students[i] == 0, students[i], order[i]))] = True
+    return updated

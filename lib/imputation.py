@@ -1,39 +1,41 @@
-"""Imputation of missing data (domain.md §3, paths 2-4), all in Spark.
+"""Imputation of missing data (domain.md §3, paths 2-4).
 
 - Path 4: a parent's unknown education level is predicted by a multinomial logistic
-  regression fitted per teldatum on the population's parents with a known level; the
-  parent's coefficient is the expected value `sum_k P(level k) * c_k`, so it is
-  deterministic.
+  regression fitted per model and teldatum on the population's parents with a known
+  level; the parent's coefficient is the expected value `sum_k P(level k) * c_k`, so it
+  is deterministic. Every feature is categorical or a small integer, so Spark reduces
+  the parents to a count table per (model, year, feature vector, level), whose size is
+  bounded by the feature domains; all models are fitted from it on the driver in one
+  pass (`lib.logistic`, Spark ML's algorithm), and the expected coefficients are column
+  expressions of each student's row with the fitted parameters as a broadcast lookup.
 - Paths 2 and 3: the student takes the score of a donor (a student on path 4 or 5),
-  found with joins over configured levels of match keys and ranked by a hash of
-  (seed, recipient, donor), so the choice is deterministic given the seed.
+  found with joins over configured levels of match keys and chosen by the smallest hash
+  of (seed, recipient, donor), so the choice is deterministic given the seed.
 
-The functions take and return DataFrames; only per-year counts and fit metrics reach the
-driver.
+Only count tables, fitted parameters and metrics reach the driver.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import reduce
 from itertools import product
 
-from pyspark.ml.classification import LogisticRegression, LogisticRegressionModel
-from pyspark.ml.feature import VectorAssembler
-from pyspark.ml.functions import vector_to_array
-from pyspark.sql import Column, DataFrame, Window
+import numpy as np
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lib.contract import EDUCATION_LEVELS, ORIGIN_GROUPS
 from lib.errors import PipelineError
-from lib.models import literal_frame
-from lib.runtime import concurrently
+from lib.logistic import MultinomialFit, fit_multinomial, probabilities
+from lib.models import ScoreModel, literal_frame
+from lib.runtime import materialize, stage
 
 PARENT_ROLES = ("father", "mother")
 EDUCATION_CHARACTERISTICS = tuple(f"{role}_education" for role in PARENT_ROLES)
 DONOR_SOURCES = ("imputed_education", "computed")  # paths 4 and 5: scores of their own
+EDUCATION_SOURCE = "imputed_education"  # path 4
 
 # Match keys a donor level may use, and the student-frame column each one compares.
 DONOR_MATCH_COLUMNS = {
@@ -49,7 +51,6 @@ _KEYS_UNKNOWN_MATCHES_ANY = ("origin_group", "father_education", "mother_educati
 _ANY = "*"  # a recipient's unknown value
 _NO_VALUE = "?"  # a donor's unknown value: matched only by _ANY
 
-_LABEL = "label"
 _HELD_OUT_BUCKETS = 10_000
 _MIN_PROBABILITY = 1e-15  # log-loss clipping, so one confident miss does not make it infinite
 
@@ -60,6 +61,8 @@ FIT_METRIC_KEYS = (
     "held_out_log_loss",
     "held_out_accuracy",
     "majority_class_accuracy",
+    "iterations",
+    "converged",
 )
 
 
@@ -69,32 +72,42 @@ class EducationModelSettings:
     held_out_fraction: float
     max_iter: int
     reg_param: float
-    elastic_net_param: float
     tolerance: float
-    concurrent_fits: int  # years fitted at once; each fit runs on one core
 
 
-def _one_hot(column: str, categories: tuple[str, ...], prefix: str) -> dict[str, Column]:
-    """One 0/1 column per category and one for unknown (null)."""
-    flags = {f"{prefix}_{c}": F.coalesce((F.col(column) == c).cast("double"), F.lit(0.0)) for c in categories}
-    return {**flags, f"{prefix}_unknown": F.col(column).isNull().cast("double")}
+# A parent record's field by name: a column of `parent_records`, or of a student's row.
+Field = Callable[[str], Column]
 
 
-# Each configurable feature -> the numeric columns it adds to a parent record.
-FEATURE_COLUMNS: dict[str, Callable[[], dict[str, Column]]] = {
-    "income_percentile": lambda: {
-        "income_percentile_value": F.coalesce(F.col("income_percentile"), F.lit(0)).cast("double"),
-        "income_percentile_missing": F.col("income_percentile").isNull().cast("double"),
-    },
-    "age": lambda: {"age": (F.col("year") - F.col("birth_year")).cast("double")},
-    "sex": lambda: {"is_mother": (F.col("characteristic") == "mother_education").cast("double")},
-    "partner_education": lambda: _one_hot("partner_education", EDUCATION_LEVELS, "partner_education"),
-    "child_origin_group": lambda: _one_hot("child_origin_group", ORIGIN_GROUPS, "child_origin_group"),
+def _one_hot(value: Column, categories: tuple[str, ...]) -> list[Column]:
+    """One 0/1 value per category and one for unknown (null)."""
+    return [F.coalesce((value == c).cast("double"), F.lit(0.0)) for c in categories] + [value.isNull().cast("double")]
+
+
+# Each configurable feature: the record fields it reads, and the numbers it adds to the
+# feature vector (in Spark ML's VectorAssembler order of earlier versions).
+FEATURES: dict[str, tuple[tuple[str, ...], Callable[[Field], list[Column]]]] = {
+    "income_percentile": (
+        ("income_percentile",),
+        lambda r: [
+            F.coalesce(r("income_percentile"), F.lit(0)).cast("double"),
+            r("income_percentile").isNull().cast("double"),
+        ],
+    ),
+    "age": (("year", "birth_year"), lambda r: [(r("year") - r("birth_year")).cast("double")]),
+    "sex": (("characteristic",), lambda r: [r("characteristic").isin("mother_education").cast("double")]),
+    "partner_education": (("partner_education",), lambda r: _one_hot(r("partner_education"), EDUCATION_LEVELS)),
+    "child_origin_group": (("child_origin_group",), lambda r: _one_hot(r("child_origin_group"), ORIGIN_GROUPS)),
 }
 
 
+def feature_vector(features: tuple[str, ...], field: Field = F.col) -> Column:
+    """The configured features of a parent record as one array<double>."""
+    return F.array(*[value for name in features for value in FEATURES[name][1](field)])
+
+
 def parent_records(students: DataFrame) -> DataFrame:
-    """One row per (year, student, parent in the register) with the model's inputs.
+    """One row per (model, year, student, parent in the register) with the model's inputs.
 
     `characteristic` is `father_education` or `mother_education`; `education` the parent's
     known level (null = unknown); `partner_education` the other parent's (null = unknown
@@ -114,6 +127,7 @@ def parent_records(students: DataFrame) -> DataFrame:
 
     return (
         students.select(
+            "model",
             "year",
             "student_id",
             "score_source",
@@ -125,156 +139,204 @@ def parent_records(students: DataFrame) -> DataFrame:
     )
 
 
-def with_features(records: DataFrame, feature_names: tuple[str, ...]) -> DataFrame:
-    """Add the `features` vector (JVM VectorAssembler) built from the configured features."""
-    columns = {name: column for feature in feature_names for name, column in FEATURE_COLUMNS[feature]().items()}
-    assembler = VectorAssembler(inputCols=list(columns), outputCol="features")
-    return assembler.transform(records.select("*", *[c.alias(n) for n, c in columns.items()])).drop(*columns)
+def education_counts(students: DataFrame, settings: EducationModelSettings, seed: int) -> DataFrame:
+    """The education models' data as counts: per (model, year, held_out, label, features).
 
-
-def with_label(records: DataFrame) -> DataFrame:
-    """The known education level as class index 0-7 (the contract's order)."""
-    position = F.array_position(F.array(*[F.lit(level) for level in EDUCATION_LEVELS]), F.col("education"))
-    return records.withColumn(_LABEL, (position - 1).cast("double"))
-
-
-def fit_education_model(
-    training: DataFrame, settings: EducationModelSettings, seed: int
-) -> tuple[LogisticRegressionModel, dict[str, float | int | None]]:
-    """Fit on the parents outside the held-out share; measure fit quality on the held-out share.
-
-    The held-out share is chosen by a hash of (seed, parent id), so it does not depend on
-    partitioning and a parent with several children is on one side only.
+    `label` is the known level's index in the contract's order; null marks the parents
+    to impute (of path-4 students), whose `held_out` is null too. The held-out share is
+    chosen by a hash of (seed, parent id), so it does not depend on partitioning and a
+    parent with several children is on one side only.
     """
+    records = parent_records(students)
+    known = F.col("education").isNotNull()
+    to_impute = ~known & (F.col("score_source") == EDUCATION_SOURCE)
     bucket = F.pmod(F.xxhash64(F.lit(seed), F.col("parent_id")), F.lit(_HELD_OUT_BUCKETS))
-    held_out = bucket < F.lit(int(settings.held_out_fraction * _HELD_OUT_BUCKETS))
-    fit_part, test_part = training.where(~held_out), training.where(held_out)
-
-    label_counts = {row[_LABEL]: row["count"] for row in fit_part.groupBy(_LABEL).count().collect()}  # <= 8 rows
-    if not label_counts:
-        raise PipelineError("education imputation: no parent with a known education level to fit the model on")
-    majority = min(label_counts, key=lambda label: (-label_counts[label], label))
-
-    model = LogisticRegression(
-        family="multinomial",
-        maxIter=settings.max_iter,
-        regParam=settings.reg_param,
-        elasticNetParam=settings.elastic_net_param,
-        tol=settings.tolerance,
-    ).fit(
-        # One partition in a fixed row order (a row per year, student and parent): the optimiser's
-        # floating-point sums then run in the same order on every engine and cluster, so the fit
-        # and every score are identical run to run.
-        fit_part.repartition(1).sortWithinPartitions("year", "student_id", "characteristic")
+    held_out = F.when(known, bucket < F.lit(int(settings.held_out_fraction * _HELD_OUT_BUCKETS)))
+    label = F.array_position(F.array(*[F.lit(level) for level in EDUCATION_LEVELS]), F.col("education")) - 1
+    inputs = sorted({field for name in settings.features for field in FEATURES[name][0]} - {"year"})
+    return (
+        records.where(known | to_impute)
+        .groupBy("model", "year", held_out.alias("held_out"), F.when(known, label).cast("int").alias("label"), *inputs)
+        .agg(F.count(F.lit(1)).alias("n"))
+        .select("model", "year", "held_out", "label", feature_vector(settings.features).alias("features"), "n")
     )
 
-    probabilities = vector_to_array(F.col("probability"))
-    true_class_probability = F.coalesce(F.get(probabilities, F.col(_LABEL).cast("int")), F.lit(0.0))
-    quality = (
-        model.transform(test_part)
-        .agg(
-            F.count(F.lit(1)).alias("n"),
-            (-F.avg(F.ln(F.greatest(true_class_probability, F.lit(_MIN_PROBABILITY))))).alias("log_loss"),
-            F.avg((F.col("prediction") == F.col(_LABEL)).cast("double")).alias("accuracy"),
-            F.avg((F.col(_LABEL) == F.lit(majority)).cast("double")).alias("majority"),
-        )
-        .first()
-    )
-    return model, {
-        "n_train": sum(label_counts.values()),
-        "n_held_out": quality["n"],
-        "held_out_log_loss": quality["log_loss"],
-        "held_out_accuracy": quality["accuracy"],
-        "majority_class_accuracy": quality["majority"],
+
+@dataclass(frozen=True)
+class EducationFit:
+    """One (model, year)'s fitted education model and its fit metrics (FIT_METRIC_KEYS)."""
+
+    model: str
+    year: int
+    fit: MultinomialFit | None  # None: no parent to impute, so nothing was fitted
+    metrics: dict[str, float | int | bool | None]
+
+
+def fit_education_models(
+    counts: DataFrame, settings: EducationModelSettings, groups: list[tuple[str, int]]
+) -> list[EducationFit]:
+    """Fit every (model, year) group of `education_counts` on the driver: groups without a
+    parent to impute fit no model. The count table is collected once (Arrow)."""
+    table = counts.toArrow()
+    models = np.array(table.column("model").to_pylist(), dtype=object)
+    years = table.column("year").to_numpy(zero_copy_only=False)
+    held_out = np.array(table.column("held_out").to_pylist(), dtype=object)
+    labels = table.column("label").to_numpy(zero_copy_only=False)  # NaN: to impute
+    n = table.column("n").to_numpy(zero_copy_only=False).astype(np.float64)
+    vectors = table.column("features").combine_chunks()
+    width = len(vectors[0]) if len(vectors) else 0
+    features = vectors.flatten().to_numpy(zero_copy_only=False).reshape(len(vectors), width)
+    fits = []
+    for model, year in groups:
+        group = (models == model) & (years == year)
+        impute = group & np.isnan(labels)
+        metrics = dict.fromkeys(FIT_METRIC_KEYS) | {"n_imputed_parents": int(n[impute].sum())}
+        if not impute.any():
+            fits.append(EducationFit(model, year, None, metrics))
+            continue
+        fit_rows, test_rows = group & (held_out == False), group & (held_out == True)  # noqa: E712
+        if not fit_rows.any():
+            raise PipelineError(
+                f"education imputation: no parent with a known education level to fit the {model} model of {year} on"
+            )
+        with stage(f"education fit {model} {year}") as logged:
+            fit = fit_multinomial(
+                features[fit_rows],
+                _label_counts(labels[fit_rows], n[fit_rows]),
+                settings.max_iter,
+                settings.reg_param,
+                settings.tolerance,
+            )
+            metrics |= {"n_train": int(n[fit_rows].sum()), "iterations": fit.iterations, "converged": fit.converged}
+            metrics |= _held_out_quality(
+                fit, labels[fit_rows], n[fit_rows], features[test_rows], labels[test_rows], n[test_rows]
+            )
+            logged.update({"feature_vectors": int(fit_rows.sum()), "iterations": fit.iterations})
+        fits.append(EducationFit(model, year, fit, metrics))
+    return fits
+
+
+def _label_counts(labels: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """(rows, levels): row i counts n[i] instances of labels[i]."""
+    counts = np.zeros((len(labels), len(EDUCATION_LEVELS)))
+    counts[np.arange(len(labels)), labels.astype(int)] = n
+    return counts
+
+
+def _held_out_quality(
+    fit: MultinomialFit,
+    fit_labels: np.ndarray,
+    fit_n: np.ndarray,
+    features: np.ndarray,
+    labels: np.ndarray,
+    n: np.ndarray,
+) -> dict[str, float | int | None]:
+    """Log loss and accuracy on the held-out parents, and the accuracy of always guessing
+    the fit part's most frequent level (ties: the lower level)."""
+    per_level = np.bincount(fit_labels.astype(int), weights=fit_n, minlength=len(EDUCATION_LEVELS))
+    majority = int(np.argmax(per_level))
+    total = n.sum()
+    if not total:
+        return {"n_held_out": 0, "held_out_log_loss": None, "held_out_accuracy": None, "majority_class_accuracy": None}
+    p = probabilities(fit, features)
+    label_index = labels.astype(int)
+    in_model = label_index < p.shape[1]
+    p_true = np.where(in_model, p[np.arange(len(p)), np.minimum(label_index, p.shape[1] - 1)], 0.0)
+    return {
+        "n_held_out": int(total),
+        "held_out_log_loss": float(-(n * np.log(np.maximum(p_true, _MIN_PROBABILITY))).sum() / total),
+        "held_out_accuracy": float((n * (np.argmax(p, axis=1) == label_index)).sum() / total),
+        "majority_class_accuracy": float((n * (label_index == majority)).sum() / total),
     }
 
 
-def expected_education_coefficients(
-    probabilities: DataFrame, coefficients: DataFrame, score_type: T.DecimalType
-) -> DataFrame:
-    """(year, student_id, characteristic, expected_coefficient) = sum_k P(level k) * c_k.
-
-    `probabilities` holds one array per parent in the contract's level order (shorter when
-    the top levels never occurred in training: the missing ones count as 0). The model's
-    coefficients arrive as a broadcast lookup, one array per parent role.
-    """
-    by_level = (
-        coefficients.where(F.col("characteristic").isin(*EDUCATION_CHARACTERISTICS))
-        .groupBy("characteristic")
-        .agg(F.map_from_entries(F.collect_list(F.struct("category", "coefficient"))).alias("by_category"))
-        .select(
-            "characteristic",
-            F.transform(
-                F.array(*[F.lit(level) for level in EDUCATION_LEVELS]),
-                lambda level: F.col("by_category")[level].cast("double"),
-            ).alias("level_coefficients"),
-        )
-    )
-    products = F.zip_with(
-        F.col("probabilities"), F.col("level_coefficients"), lambda p, c: F.coalesce(p, F.lit(0.0)) * c
-    )
-    return probabilities.join(F.broadcast(by_level), "characteristic").select(
-        "year",
-        "student_id",
-        "characteristic",
-        F.aggregate(products, F.lit(0.0), lambda total, x: total + x).cast(score_type).alias("expected_coefficient"),
-    )
+_PARAMETERS = T.StructType(
+    [
+        T.StructField("model", T.StringType(), False),
+        T.StructField("year", T.IntegerType(), False),
+        T.StructField("intercepts", T.ArrayType(T.DoubleType(), False), False),
+        T.StructField("weights", T.ArrayType(T.ArrayType(T.DoubleType(), False), False), False),
+        *[T.StructField(f"{c}_levels", T.ArrayType(T.DoubleType(), False), False) for c in EDUCATION_CHARACTERISTICS],
+    ]
+)
 
 
-def impute_parent_education(
+def with_imputed_education(
     students: DataFrame,
-    coefficients: DataFrame,
-    settings: EducationModelSettings,
-    years: list[int],
-    seed: int,
+    fits: list[EducationFit],
+    models: Mapping[str, ScoreModel],
+    features: tuple[str, ...],
     score_type: T.DecimalType,
-) -> tuple[DataFrame, dict[int, dict[str, float | int | None]]]:
-    """Expected education coefficients of the parents of path-4 students, and fit metrics per year.
-
-    Returns (year, student_id, c_father_education_imputed, c_mother_education_imputed), null
-    where that parent's level is known. A year without parents to impute fits no model.
-    """
-    records = parent_records(students).transform(with_features, settings.features)
-    to_impute = records.where(F.col("education").isNull() & (F.col("score_source") == "imputed_education"))
-    training = records.where(F.col("education").isNotNull()).transform(with_label)
-
-    n_to_impute = {row["year"]: row["count"] for row in to_impute.groupBy("year").count().collect()}
-    metrics: dict[int, dict[str, float | int | None]] = {
-        year: dict.fromkeys(FIT_METRIC_KEYS) | {"n_imputed_parents": n_to_impute.get(year, 0)} for year in sorted(years)
-    }
-    fit_years = [year for year in sorted(years) if n_to_impute.get(year)]
-
-    def fit(year: int) -> tuple[LogisticRegressionModel, dict[str, float | int | None]]:
-        return fit_education_model(training.where(F.col("year") == year), settings, seed)
-
-    # Each fit is one-partition (deterministic) work: fitting years side by side uses the cores.
-    fitted = dict(zip(fit_years, concurrently(fit, fit_years, settings.concurrent_fits), strict=True))
-    predicted = []
-    for year, (model, quality) in fitted.items():
-        metrics[year] |= quality
-        predicted.append(
-            model.transform(to_impute.where(F.col("year") == year)).select(
-                "year", "student_id", "characteristic", vector_to_array(F.col("probability")).alias("probabilities")
+) -> DataFrame:
+    """`students` plus `c_father_education_imputed` and `c_mother_education_imputed`: for a
+    path-4 student's parent with unknown education, the expected coefficient
+    `sum_k P(level k) * c_k` as a `score_type` decimal; else null. The fitted parameters and the models'
+    level coefficients are one broadcast row per (model, year)."""
+    rows = [
+        (
+            fitted.model,
+            fitted.year,
+            [float(b) for b in fitted.fit.intercepts],
+            [[float(w) for w in row] for row in fitted.fit.coefficients],
+            *[
+                [float(models[fitted.model].coefficients[c][level]) for level in EDUCATION_LEVELS]
+                for c in EDUCATION_CHARACTERISTICS
+            ],
+        )
+        for fitted in fits
+        if fitted.fit is not None
+    ]
+    parameters = literal_frame(students.sparkSession, rows, _PARAMETERS)
+    frame = students.join(F.broadcast(parameters), ["model", "year"], "left")
+    for role, partner in (PARENT_ROLES, PARENT_ROLES[::-1]):
+        fields = {
+            "year": F.col("year"),
+            "birth_year": F.col(f"{role}_birth_year"),
+            "income_percentile": F.col(f"{role}_income_percentile"),
+            "characteristic": F.lit(f"{role}_education"),
+            "partner_education": F.col(f"{partner}_education_observed"),
+            "child_origin_group": F.col("origin_group_observed"),
+        }
+        imputed = (F.col("score_source") == EDUCATION_SOURCE) & F.col(f"{role}_education_observed").isNull()
+        x = feature_vector(features, fields.__getitem__)
+        # Step by step, so each array is computed once per row.
+        frame = (
+            frame.withColumn("_margins", F.when(imputed, _margins(x)))
+            .withColumn("_exponentials", _shifted_exponentials(F.col("_margins")))
+            .withColumn(
+                f"c_{role}_education_imputed",
+                _expected(F.col("_exponentials"), F.col(f"{role}_education_levels")).cast(score_type),
             )
         )
+    return frame.select(*students.columns, *[f"c_{role}_education_imputed" for role in PARENT_ROLES])
 
-    columns = {f"c_{c}_imputed": c for c in EDUCATION_CHARACTERISTICS}
-    if not predicted:
-        schema = T.StructType(
-            [T.StructField("year", T.IntegerType()), T.StructField("student_id", T.StringType())]
-            + [T.StructField(name, score_type) for name in columns]
-        )
-        return literal_frame(students.sparkSession, [], schema), metrics
-    expected = reduce(DataFrame.unionByName, predicted).transform(
-        expected_education_coefficients, coefficients, score_type
+
+def _sum(values: Column, start: Column) -> Column:
+    return F.aggregate(values, start, lambda total, value: total + value)
+
+
+def _margins(x: Column) -> Column:
+    """Per level k: b_k + sum_j w_kj x_j, added up in j order from b_k (as BLAS gemv does
+    for Spark ML's margins)."""
+    return F.zip_with("weights", "intercepts", lambda w, b: _sum(F.zip_with(w, x, lambda w_j, x_j: w_j * x_j), b))
+
+
+def _shifted_exponentials(margins: Column) -> Column:
+    """exp(m_k − max m) when the largest margin is positive, else exp(m_k); an infinite margin
+    (a model fitted on one level) takes all the mass (Spark ML's softmax)."""
+    top = F.array_max(margins)
+    shift = F.when(top > 0, top).otherwise(F.lit(0.0))
+    infinite = F.lit(float("inf"))
+    return F.when(top == infinite, F.transform(margins, lambda m: (m == infinite).cast("double"))).otherwise(
+        F.transform(margins, lambda m: F.exp(m - shift))
     )
-    wide = expected.groupBy("year", "student_id").agg(
-        *[
-            F.max(F.when(F.col("characteristic") == characteristic, F.col("expected_coefficient"))).alias(name)
-            for name, characteristic in columns.items()
-        ]
-    )
-    return wide, metrics
+
+
+def _expected(exponentials: Column, level_coefficients: Column) -> Column:
+    """sum_k P_k c_k with P_k = e_k · (1 / sum e); levels the model never saw count 0."""
+    scale = F.lit(1.0) / _sum(exponentials, F.lit(0.0))
+    terms = F.zip_with(exponentials, level_coefficients, lambda e, c: F.coalesce(e * scale, F.lit(0.0)) * c)
+    return _sum(terms, F.lit(0.0))
 
 
 def _key_value(key: str, unknown: str) -> Column:
@@ -330,17 +392,19 @@ def donor_scores(students: DataFrame, levels_by_source: dict[str, tuple[tuple[st
     `levels_by_source` maps a score_source to its levels of match keys, preferred first.
     Donors are the students on paths 4 and 5 of the same year and model. A recipient takes a donor
     from the first level that has one; there the candidate with the smallest hash of (seed,
-    recipient id, donor id) wins. All levels are matched in one pass: a level is a number
-    and its key values one array column. Donor ids never leave this function; a recipient
-    without a candidate at any level (no donor at all in its year and model) gets no row.
+    recipient id, donor id) wins (ties: the smaller donor id), an aggregate rather than a
+    ranking. All levels are matched in one pass: a level is a number and its key values one
+    array column. Donor ids never leave this function; a recipient without a candidate at
+    any level (no donor at all in its year and model) gets no row.
     """
     recipient_keys = students.where(F.col("score_source").isin(*levels_by_source)).select(
         "year", "model", "student_id", F.inline(_recipient_entries(levels_by_source))
     )
     level_columns = ["year", "model", "source", "level", "match_key"]
     # Recipients are a few percent of the students: only donor entries some recipient asks
-    # for go on to the joins (a broadcast filter instead of shuffling every donor entry).
-    donor_keys = (
+    # for go on to the joins (a broadcast filter instead of shuffling every donor entry),
+    # built once for both joins.
+    donor_keys = materialize(
         students.where(F.col("score_source").isin(*DONOR_SOURCES))
         .select(
             "year",
@@ -356,13 +420,13 @@ def donor_scores(students: DataFrame, levels_by_source: dict[str, tuple[tuple[st
         .groupBy("year", "model", "student_id")
         .agg(F.min("level").alias("level"))
     )
-    preference = Window.partitionBy("year", "model", "student_id").orderBy(
-        F.xxhash64(F.lit(seed), F.col("student_id"), F.col("donor_id")), "donor_id"
+    preference = F.struct(
+        F.xxhash64(F.lit(seed), F.col("student_id"), F.col("donor_id")).alias("hash"), "donor_id", "donor_score"
     )
     return (
         recipient_keys.join(first_level, ["year", "model", "student_id", "level"])
         .join(donor_keys, level_columns)
-        .withColumn("_rank", F.row_number().over(preference))
-        .where(F.col("_rank") == 1)
-        .select("year", "model", "student_id", "donor_score")
+        .groupBy("year", "model", "student_id")
+        .agg(F.min(preference).alias("chosen"))
+        .select("year", "model", "student_id", F.col("chosen.donor_score").alias("donor_score"))
     )

@@ -1,8 +1,11 @@
 """The whole run: read and check the input, compute every stage, then write.
 
 Nothing is published before every check has passed (see lib/publication.py for how a
-run's slices become visible together); each stage logs its start, end, duration and row
-counts (never ids). The run is recorded in `export/runs`.
+run's slices become visible together). Student-level work happens a few times over the
+whole population, not per scenario: the register facts, the scores, the SWVs, one
+percentile pass, and per-band sums (lib/aggregation.py) from which every scenario's
+unit scores, budgets and analyses follow as small frames. Each stage logs its start,
+end, duration and row counts (never ids). The run is recorded in `export/runs`.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lib import contract, delta_io, publication
-from lib.aggregation import scenario_scores, unit_scores
-from lib.analyses import AnalysisRules, analyse, pair_id
-from lib.assignment import AssignmentRules, assign_swv
+from lib.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
+from lib.analyses import AnalysisRules, analyse, pair_id, profile_counts
+from lib.assignment import AssignmentRules, assign_swv, stop_on_undetermined_swv
 from lib.budgets import BudgetRules, lwoo_budgets, pro_amounts, pro_board_amounts
 from lib.cutoffs import ScenarioGrid, scenario_cutoffs
 from lib.disclosure import DisclosureRules, suppress
@@ -25,8 +28,8 @@ from lib.errors import PipelineError, describe
 from lib.models import load_model
 from lib.quality import QualityRules, check_inputs, check_outputs, raise_if_failed
 from lib.run_record import RunRecord, input_fingerprint
-from lib.runtime import Config, materialize, stage
-from lib.scores import load_scoring_rules, score_students, select_populations
+from lib.runtime import Config, materialize, releasing, stage
+from lib.scores import load_scoring_rules, score_facts, student_facts
 
 log = logging.getLogger("onderwijsscore")
 
@@ -89,34 +92,19 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
     runs_path = settings.table_path(settings.export_zone, "runs")
     publication.recover(spark, settings.output_root)
     try:
-        with stage("read and check input", record.row_counts):
-            inputs = contract.read_inputs(
-                spark, settings.input_root, settings.input_format, concurrency=settings.concurrency
-            )
-            record.row_counts.update({f"input.{name}": rows for name, rows in inputs.row_counts.items()})
-        quality_rules = QualityRules.from_config(config)
-        with stage("input gates"):
-            input_report = check_inputs(inputs.frames, quality_rules, settings.years)
-            record.data_quality = input_report.to_dict()
-            raise_if_failed(input_report)
-        outputs = _with_run_id(compute(spark, config, settings, inputs, record), record.run_id)
-        record.row_counts.update(
-            publication.stage_outputs(outputs, settings.output_root, record.run_id, settings.concurrency)
-        )
-        # Analyses read the staged scores and budgets: nothing is computed twice.
-        staged = {o.table: publication.staged(spark, o, settings.output_root, record.run_id) for o in outputs}
-        analysis_outputs = _with_run_id(analyse_outputs(config, settings, inputs, staged, record), record.run_id)
-        record.row_counts.update(
-            publication.stage_outputs(analysis_outputs, settings.output_root, record.run_id, settings.concurrency)
-        )
-        outputs += analysis_outputs
-        # Gated as staged: read back from Delta, nothing is computed twice.
-        staged |= {o.table: publication.staged(spark, o, settings.output_root, record.run_id) for o in analysis_outputs}
-        with stage("output gates"):
-            report = input_report + check_outputs(staged, inputs["budgets"], quality_rules)
-            record.data_quality = report.to_dict()
-            raise_if_failed(report)
-        record.delta_versions.update(publication.publish(spark, outputs, settings.output_root, record.run_id))
+        with releasing(spark):
+            with stage("read and check input", record.row_counts):
+                inputs = contract.read_inputs(
+                    spark, settings.input_root, settings.input_format, concurrency=settings.concurrency
+                )
+                record.row_counts.update({f"input.{name}": rows for name, rows in inputs.row_counts.items()})
+            outputs = [
+                replace(output, frame=output.frame.withColumn("run_id", F.lit(record.run_id)))
+                for output in compute(spark, config, settings, inputs, record)
+            ]
+            commits = publication.publish(outputs, settings.output_root, record.run_id, settings.concurrency)
+        record.delta_versions.update({name: commit.version for name, commit in commits.items()})
+        record.row_counts.update({name: commit.rows for name, commit in commits.items()})
     except Exception as error:
         publication.recover(spark, settings.output_root)  # undo a partial publication
         delta_io.append(record.to_frame(spark, "failed", describe(error)), runs_path)
@@ -126,16 +114,104 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
     return record
 
 
-def _with_run_id(outputs: list[publication.Output], run_id: str) -> list[publication.Output]:
-    return [replace(output, frame=output.frame.withColumn("run_id", F.lit(run_id))) for output in outputs]
+def compute(
+    spark: SparkSession, config: Config, settings: RunSettings, inputs: contract.Inputs, record: RunRecord
+) -> list[publication.Output]:
+    """Every output slice of the run, computed and kept, after every gate has passed."""
+    grid = ScenarioGrid.from_config(config)
+    budget_rules = BudgetRules.from_config(config)
+    scoring_rules = load_scoring_rules(config)
+    quality_rules = QualityRules.from_config(config)
+    analysis_rules = AnalysisRules.from_config(config, grid)
+    frames, years = inputs.frames, settings.years
+    models = [load_model(config, name) for name in sorted({scenario.model for scenario in grid.scenarios})]
+
+    with stage("register facts"):
+        facts = materialize(student_facts(frames, models, scoring_rules, years))
+    with stage("input gates"):
+        input_report = check_inputs(frames, facts, quality_rules, years)
+        record.data_quality = input_report.to_dict()
+        raise_if_failed(input_report)
+    with stage("populations") as counts:
+        counts.update(_population_sizes(facts, models, years))
+        record.row_counts.update({f"population.{key}": n for key, n in counts.items()})
+    scored, fit = score_facts(facts, models, scoring_rules, years, settings.seed)
+    record.model_fit.update(fit)
+    with stage("assign SWVs"):
+        students = materialize(
+            scored.transform(
+                assign_swv,
+                frames["schools"],
+                frames["addresses"],
+                frames["swv_postcodes"],
+                AssignmentRules.from_config(config),
+            )
+        )
+        stop_on_undetermined_swv(students, frames["schools"])
+    with stage("cutoffs"):
+        cutoffs = scenario_cutoffs(students, grid)
+    with stage("unit scores"):
+        banded = with_band(students, cutoffs, grid)
+        unit_sums = materialize(scenario_unit_sums(unit_band_sums(banded, grid), cutoffs, grid))
+        units = materialize(unit_scores(unit_sums, grid))
+        profiles = materialize(profile_counts(banded, analysis_rules))
+    with stage("budgets"):
+        budgets = materialize(
+            lwoo_budgets(units, students, frames["budgets"], frames["swv_budgets"], grid, budget_rules)
+        )
+        pro = materialize(pro_amounts(units, frames["schools"], frames["budgets"], grid, budget_rules))
+    computed = {
+        "student_scores": students,
+        "cutoffs": cutoffs,
+        "unit_scores": units,
+        "budgets": budgets,
+        "pro_amounts": pro,
+        "pro_board_amounts": pro_board_amounts(pro),
+    }
+    analysed = analyse_outputs(
+        config, inputs, {**computed, "profile_counts": profiles, "unit_sums": unit_sums}, grid, analysis_rules, record
+    )
+    with stage("output gates"):
+        report = input_report + check_outputs(computed, frames["budgets"], quality_rules)
+        record.data_quality = report.to_dict()
+        raise_if_failed(report)
+
+    lwoo_ids, pro_ids = grid.scenario_ids(budget_rules.lwoo_model), grid.scenario_ids(budget_rules.pro_model)
+    funding_years = [year + budget_rules.teldatum_lag_years for year in years]
+    pair_years = [year for year in years if year - 1 in years]
+    slices = {
+        "student_scores": {"year": years, "model": [m.name for m in models]},
+        "cutoffs": {"year": years, "scenario": lwoo_ids + pro_ids},
+        "unit_scores": {"year": years, "scenario": lwoo_ids + pro_ids},
+        "budgets": {"year": years, "scenario": lwoo_ids},
+        "pro_amounts": {"year": funding_years, "scenario": pro_ids},
+        "pro_board_amounts": {"year": funding_years, "scenario": pro_ids},
+        "profiles": {"year": years, "scenario": lwoo_ids + pro_ids},
+        "stability": {"year": pair_years, "scenario": lwoo_ids},
+        "redistribution": {"year": years, "scenario": lwoo_ids},
+        "regional": {"year": years, "scenario": lwoo_ids},
+        "regional_rollup": {"year": years, "scenario": lwoo_ids},
+        "scenario_comparison": {"year": years, "pair": [pair_id(a, b) for a, b in analysis_rules.scenario_pairs]},
+        "change_explained": {"year": pair_years, "scenario": lwoo_ids},
+    }
+    zone = {"student_scores": settings.restricted_zone}
+    return [
+        publication.Output(zone.get(table, settings.export_zone), table, frame, slices[table])
+        for table, frame in (computed | analysed).items()
+        if all(slices[table].values())  # a one-year run has no year pairs
+    ]
 
 
 def analyse_outputs(
-    config: Config, settings: RunSettings, inputs: contract.Inputs, staged: dict[str, DataFrame], record: RunRecord
-) -> list[publication.Output]:
+    config: Config,
+    inputs: contract.Inputs,
+    computed: dict[str, DataFrame],
+    grid: ScenarioGrid,
+    rules: AnalysisRules,
+    record: RunRecord,
+) -> dict[str, DataFrame]:
     """The analysis tables of domain.md §7, each through the disclosure check of §8 (its
     outcome recorded per table); allocation tables are recorded as published unsuppressed."""
-    grid = ScenarioGrid.from_config(config)
     disclosure_rules = DisclosureRules.from_config(config)
     record.disclosure.update(
         {t: {"suppressed": False, "reason": "allocation"} for t in disclosure_rules.allocation_tables}
@@ -148,35 +224,14 @@ def analyse_outputs(
             counts.update(outcome)
         return published
 
-    rules = AnalysisRules.from_config(config, grid)
     with stage("analyses"):
-        tables = analyse(staged, inputs["swv"], grid, rules, disclose)
-    years = settings.years
-    pair_years = [year for year in years if year - 1 in years]
-    lwoo_ids = grid.scenario_ids(BudgetRules.from_config(config).lwoo_model)
-    all_ids = [s.scenario_id for s in grid.scenarios]
-    pair_ids = [pair_id(a, b) for a, b in rules.scenario_pairs]
-    slices = {
-        "profiles": {"year": years, "scenario": all_ids},
-        "stability": {"year": pair_years, "scenario": lwoo_ids},
-        "redistribution": {"year": years, "scenario": lwoo_ids},
-        "regional": {"year": years, "scenario": lwoo_ids},
-        "regional_rollup": {"year": years, "scenario": lwoo_ids},
-        "scenario_comparison": {"year": years, "pair": pair_ids},
-        "change_explained": {"year": pair_years, "scenario": lwoo_ids},
-    }
-    return [
-        publication.Output(settings.export_zone, table, frame, slices[table])
-        for table, frame in tables.items()
-        if all(slices[table].values())  # a one-year run has no year pairs
-    ]
+        return analyse(computed, inputs["swv"], grid, rules, disclose)
 
 
-def _population_sizes(enrolment: DataFrame, models: list, years: list[int]) -> dict[str, int]:
+def _population_sizes(facts: DataFrame, models: list, years: list[int]) -> dict[str, int]:
     """Population students per model and teldatum year ("pro.2020": n); stops when one is
     empty, since an empty population would silently leave that year unpaid."""
-    selected = select_populations(enrolment, models, years)
-    sizes = {(row.model, row.year): row["count"] for row in selected.groupBy("model", "year").count().collect()}
+    sizes = {(row.model, row.year): row["count"] for row in facts.groupBy("model", "year").count().collect()}
     empty = [(model.name, year) for model in models for year in years if (model.name, year) not in sizes]
     if empty:
         raise contract.ContractError(
@@ -191,63 +246,3 @@ def _population_sizes(enrolment: DataFrame, models: list, years: list[int]) -> d
             ]
         )
     return {f"{model}.{year}": n for (model, year), n in sorted(sizes.items())}
-
-
-def compute(
-    spark: SparkSession, config: Config, settings: RunSettings, inputs: contract.Inputs, record: RunRecord
-) -> list[publication.Output]:
-    """Every output slice of the run, from the checked input (lazy where it can be)."""
-    grid = ScenarioGrid.from_config(config)
-    budget_rules = BudgetRules.from_config(config)
-    scoring_rules = load_scoring_rules(config)
-    frames, years = inputs.frames, settings.years
-    models = [load_model(config, name) for name in sorted({scenario.model for scenario in grid.scenarios})]
-
-    with stage("populations") as counts:
-        counts.update(_population_sizes(frames["enrolment"], models, years))
-        record.row_counts.update({f"population.{key}": n for key, n in counts.items()})
-    with stage("score students"):
-        scored, fit = score_students(frames, models, scoring_rules, years, settings.seed)
-        record.model_fit.update(fit)
-    with stage("assign SWVs") as counts:
-        students = materialize(
-            scored.transform(
-                assign_swv,
-                frames["schools"],
-                frames["addresses"],
-                frames["swv_postcodes"],
-                AssignmentRules.from_config(config),
-            )
-        )
-        counts["students"] = students.count()
-    with stage("cutoffs") as counts:
-        cutoffs = scenario_cutoffs(students, grid)
-        counts["scenarios"] = cutoffs.count()
-    with stage("unit scores") as counts:
-        units = materialize(unit_scores(scenario_scores(students, cutoffs, grid), grid))
-        counts["units"] = units.count()
-    pro_amount_frame = pro_amounts(units, frames["schools"], frames["budgets"], grid, budget_rules)
-
-    lwoo_ids, pro_ids = grid.scenario_ids(budget_rules.lwoo_model), grid.scenario_ids(budget_rules.pro_model)
-    funding_years = [year + budget_rules.teldatum_lag_years for year in years]
-    export = settings.export_zone
-    return [
-        publication.Output(
-            settings.restricted_zone, "student_scores", students, {"year": years, "model": [m.name for m in models]}
-        ),
-        publication.Output(export, "cutoffs", cutoffs, {"year": years, "scenario": lwoo_ids + pro_ids}),
-        publication.Output(export, "unit_scores", units, {"year": years, "scenario": lwoo_ids + pro_ids}),
-        publication.Output(
-            export,
-            "budgets",
-            lwoo_budgets(units, students, frames["budgets"], frames["swv_budgets"], grid, budget_rules),
-            {"year": years, "scenario": lwoo_ids},
-        ),
-        publication.Output(export, "pro_amounts", pro_amount_frame, {"year": funding_years, "scenario": pro_ids}),
-        publication.Output(
-            export,
-            "pro_board_amounts",
-            pro_board_amounts(pro_amount_frame),
-            {"year": funding_years, "scenario": pro_ids},
-        ),
-    ]

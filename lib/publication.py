@@ -2,12 +2,13 @@
 
 Delta commits are atomic per table, not across tables, so a run publishes in two steps:
 
-1. *stage*: every output is computed once and written to a run-scoped Delta table under
-   `<output>/_staging/<run_id>/`. This is the slow part; a run killed here has changed
+1. *compute*: every output is computed and kept (`runtime.materialize`, or a small local
+   frame) and every gate passes on exactly those frames. A run stopped here has changed
    no published table.
-2. *publish*: a marker listing each target table's current version is written, each
-   staged slice is copied into its table with `replaceWhere` (cheap), the versions are
-   recorded and the marker and staging are removed.
+2. *publish*: a marker listing each target table's current version is written under
+   `<output>/_staging/<run_id>/`, each slice is written into its table with
+   `replaceWhere` (several tables at once), the versions are recorded and the marker is
+   removed.
 
 A run killed while publishing leaves its marker behind. The next run first *recovers*:
 it restores every table named in the marker to the version it had before (Delta
@@ -27,6 +28,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 from lib import delta_io
+from lib.delta_io import Commit
 from lib.runtime import concurrently, stage
 
 log = logging.getLogger("onderwijsscore")
@@ -53,38 +55,28 @@ def staging_root(output_root: Path, run_id: str) -> Path:
     return output_root / STAGING_DIR / run_id
 
 
-def stage_outputs(outputs: list[Output], output_root: Path, run_id: str, concurrency: int = 1) -> dict[str, int]:
-    """Write every output to the run's staging area, up to `concurrency` at once; return
-    row counts per table."""
-
-    def write(output: Output) -> int:
-        with stage(f"compute {output.name}") as stage_counts:
-            path = staging_root(output_root, run_id) / output.name
-            delta_io.write_slice(output.frame, path, output.slice_values)
-            stage_counts["rows"] = delta_io.read_table(output.frame.sparkSession, path).count()
-            return stage_counts["rows"]
-
-    return dict(zip([o.name for o in outputs], concurrently(write, outputs, concurrency), strict=True))
-
-
-def staged(spark: SparkSession, output: Output, output_root: Path, run_id: str) -> DataFrame:
-    return delta_io.read_table(spark, staging_root(output_root, run_id) / output.name)
-
-
-def publish(spark: SparkSession, outputs: list[Output], output_root: Path, run_id: str) -> dict[str, int]:
-    """Copy every staged slice into its published table; return the Delta versions written."""
+def publish(outputs: list[Output], output_root: Path, run_id: str, concurrency: int = 1) -> dict[str, Commit]:
+    """Write every output slice into its published table, up to `concurrency` at once;
+    return each table's commit (version and rows written)."""
     root = staging_root(output_root, run_id)
-    before = {output.name: delta_io.existing_version(spark, output_root / output.name) for output in outputs}
+    root.mkdir(parents=True, exist_ok=True)
+    before = {
+        output.name: delta_io.existing_version(output.frame.sparkSession, output_root / output.name)
+        for output in outputs
+    }
     (root / MARKER).write_text(json.dumps({"run_id": run_id, "versions_before": before}))
-    versions = {}
-    for output in outputs:
-        with stage(f"publish {output.name}"):
-            frame = staged(spark, output, output_root, run_id)
-            versions[output.name] = delta_io.write_slice(frame, output_root / output.name, output.slice_values)
+
+    def write(output: Output) -> Commit:
+        with stage(f"publish {output.name}") as counts:
+            commit = delta_io.write_slice(output.frame, output_root / output.name, output.slice_values)
+            counts["rows"] = commit.rows
+            return commit
+
+    commits = dict(zip([o.name for o in outputs], concurrently(write, outputs, concurrency), strict=True))
     shutil.rmtree(root, ignore_errors=True)
     with contextlib.suppress(OSError):  # the staging folder itself, once no run uses it
         root.parent.rmdir()
-    return versions
+    return commits
 
 
 def recover(spark: SparkSession, output_root: Path) -> list[str]:

@@ -1,18 +1,17 @@
 """Data-quality gates (great-expectations 1.x) on the checked input and on the outputs.
 
-A gate runs GE expectation suites on Spark DataFrames the job already has, through one
-ephemeral GE context per process: a Spark data source with one dataframe asset whose
-whole-dataframe batch takes the frame to validate as its batch parameter. Row-level rules
-(keys, codes, non-negative money) run on the frames themselves. Rules across tables
-(referential integrity, years present, plausible shares, pots adding up) are first reduced
-in Spark to a small frame of counts, sums or shares per year (or per pot), computed once,
-which a suite then checks.
+The input contract (`lib.contract`) owns keys, nulls and codes of every table. The gates
+check what it cannot: rules across tables (referential integrity, years and budgets
+present), plausibility (population shares) and the outputs (one score per student,
+realised target shares, pots adding up, no negative amounts). Spark first reduces each
+rule to a small frame of counts, sums or shares per year, pot or output row (never one
+row per student), which is collected once; GE suites then run on it with the pandas
+engine, through one ephemeral GE context per process. So a gate costs one Spark query
+per frame, however many expectations it has.
 
 Results keep names, rules and counts only. GE runs with result format BASIC and
-`partial_unexpected_count` 0, so it fetches no unexpected values (ids) to the driver, and
-the messages of expectations GE could not evaluate (engine errors may quote row values)
-are never kept. GE runs several Spark jobs per suite: persist a frame before gating it
-when it is expensive to recompute.
+`partial_unexpected_count` 0, so it keeps no unexpected values, and the messages of
+expectations GE could not evaluate are never kept.
 """
 
 from __future__ import annotations
@@ -21,32 +20,31 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import date
 from functools import cache, reduce
 from operator import or_
 from typing import Any
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
+import pandas as pd
 from great_expectations.core.batch_definition import BatchDefinition
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.expectations.row_conditions import Column as RowColumn
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lib.budgets import BudgetRules
-from lib.contract import CONTRACT, TableDef
+from lib.contract import CONTRACT
 from lib.cutoffs import ASYLUM_SOURCE
 from lib.errors import PipelineError
-from lib.models import ConfigFileError, ScoreModel, load_model
-from lib.runtime import Config, materialize
-from lib.scores import SCORE_SOURCES, load_scoring_rules
+from lib.imputation import PARENT_ROLES
+from lib.models import ConfigFileError
+from lib.scores import SCORE_SOURCES
 
-# Counts only: GE keeps no unexpected values, so it collects none to the driver.
+# Counts only: GE keeps no unexpected values.
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 PRO_BUDGET_MODES = ("all", "listed", "none")
 NON_NEGATIVE_BUDGET_COLUMNS = ("lwoo_se", "lwoo_iq", "regional", "pro", "total")
-FAMILY_ROLES = ("student", "father", "mother")  # columns <role>_id of the students joined with parents
 
 
 @dataclass(frozen=True)
@@ -128,25 +126,18 @@ def raise_if_failed(report: GateReport) -> None:
 class QualityRules:
     """conf/quality.yaml, plus the rules of other files the gates must agree with."""
 
-    key_and_code_tables: tuple[str, ...]
     tables_with_every_year: tuple[str, ...]
     pro_budget_funding_years: str  # one of PRO_BUDGET_MODES
     pro_budget_lag_years: int  # funding year t + lag pays teldatum t
-    share_populations: tuple[ScoreModel, ...]
+    share_population_models: tuple[str, ...]
     share_bounds: dict[str, tuple[float, float]]
-    teldatum_month: int
-    teldatum_day: int
-    asylum_min_registration_date: date
     cutoff_tie_tolerance: float  # percentage points
 
     @classmethod
-    def from_config(cls, config: Config) -> QualityRules:
+    def from_config(cls, config: Any) -> QualityRules:
         file = f"{config.conf_dir / 'quality'}.yaml"
         raw = config["quality"]
         inputs = raw["input"]
-        key_and_code_tables = tuple(inputs["key_and_code_tables"])
-        if not set(key_and_code_tables) <= set(CONTRACT):
-            raise ConfigFileError(file, "input.key_and_code_tables", f"must be tables of {list(CONTRACT)}")
         yearly_tables = [name for name, table in CONTRACT.items() if "year" in {c.name for c in table.columns}]
         tables_with_every_year = tuple(inputs["tables_with_every_year"])
         if not tables_with_every_year or not set(tables_with_every_year) <= set(yearly_tables):
@@ -154,23 +145,21 @@ class QualityRules:
         pro_mode = inputs["pro_budget_funding_years"]
         if pro_mode not in PRO_BUDGET_MODES:
             raise ConfigFileError(file, "input.pro_budget_funding_years", f"must be one of {list(PRO_BUDGET_MODES)}")
+        models = tuple(inputs["share_population_models"])
+        if not models or not all(f"models/{model}" in config.files for model in models):
+            raise ConfigFileError(file, "input.share_population_models", "must name model files of conf/models/")
         bounds = {name: (float(b["min"]), float(b["max"])) for name, b in inputs["share_bounds"].items()}
         if set(bounds) != set(SHARES) or not all(0 <= low <= high <= 1 for low, high in bounds.values()):
             raise ConfigFileError(file, "input.share_bounds", f"needs {list(SHARES)}, each 0 <= min <= max <= 1")
         tolerance = float(raw["output"]["cutoff_tie_tolerance"])
         if tolerance < 0:
             raise ConfigFileError(file, "output.cutoff_tie_tolerance", "must be >= 0")
-        scoring = load_scoring_rules(config)
         return cls(
-            key_and_code_tables=key_and_code_tables,
             tables_with_every_year=tables_with_every_year,
             pro_budget_funding_years=pro_mode,
             pro_budget_lag_years=BudgetRules.from_config(config).teldatum_lag_years,
-            share_populations=tuple(load_model(config, name) for name in inputs["share_population_models"]),
+            share_population_models=models,
             share_bounds=bounds,
-            teldatum_month=scoring.teldatum_month,
-            teldatum_day=scoring.teldatum_day,
-            asylum_min_registration_date=scoring.asylum_min_registration_date,
             cutoff_tie_tolerance=tolerance,
         )
 
@@ -192,16 +181,21 @@ class _Check:
 
 @cache
 def _whole_frame_batches() -> BatchDefinition:
-    """The process's one GE context: an ephemeral one, quiet, with one Spark data source."""
+    """The process's one GE context: an ephemeral one, quiet, with one pandas data source."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    # persist=False: GE would otherwise cache every frame it validates and never release it.
-    source = context.data_sources.add_spark("pipeline_frames", persist=False)
+    source = context.data_sources.add_pandas("pipeline_frames")
     return source.add_dataframe_asset("frame").add_batch_definition_whole_dataframe("whole_frame")
 
 
-def _validate(gate: str, frame: DataFrame, checks: list[_Check]) -> GateReport:
+def _collected(frame: DataFrame) -> pd.DataFrame:
+    """A small Spark frame (counts, sums, output rows per unit) on the driver; decimals
+    arrive as exact Python decimals."""
+    return frame.toArrow().to_pandas()
+
+
+def _validate(gate: str, frame: pd.DataFrame, checks: list[_Check]) -> GateReport:
     if not checks:
         return GateReport()
     # meta carries each check's index: GE returns results in its own order.
@@ -233,48 +227,26 @@ def _count(result: dict[str, Any]) -> int | None:
     return None if found is None else int(found)
 
 
-def _materialized(frame: DataFrame) -> DataFrame:
-    """A small frame of counts or sums, computed once with its lineage cut, so that GE's
-    several jobs do not each recompute it from the large frames."""
-    return materialize(frame)
+def _zero_sum(table: str, columns: tuple[str, ...], rule: str, unit: str, column: str) -> _Check:
+    """A rule counted in Spark: the summed count in `column` must be 0."""
+    return _Check(table, columns, rule, unit, gxe.ExpectColumnSumToBeBetween(column=column, min_value=0, max_value=0))
 
 
 # ---------------------------------------------------------------------------------------
 # Input gates
 
 
-def check_inputs(frames: Mapping[str, DataFrame], rules: QualityRules, years: list[int]) -> GateReport:
-    """Gate the contract's typed input frames (`Inputs.frames`) for the requested teldatum years.
+def check_inputs(
+    frames: Mapping[str, DataFrame], facts: DataFrame, rules: QualityRules, years: list[int]
+) -> GateReport:
+    """Gate the contract's typed input frames (`Inputs.frames`) for the requested teldatum
+    years, with the population shares measured on the scoring's `student_facts`.
 
-    Per configured table: its key is unique and non-null, its code columns are in their
-    domains. Per requested year: the configured tables have rows, the budgets are there,
-    every enrolment's school and every vestiging's SWV exist, and the population shares lie
-    within their bounds.
+    Per requested year: the configured tables have rows, the budgets are there, every
+    enrolment's school and every vestiging's SWV exist, and the population shares lie
+    within their bounds. One Spark query gives every count.
     """
-    report = GateReport()
-    for name in rules.key_and_code_tables:
-        report += _validate("input", frames[name], _key_and_code_checks(CONTRACT[name]))
-    per_year = _materialized(_per_requested_year(frames, rules, years))
-    return report + _validate("input", per_year, _per_year_checks(rules))
-
-
-def _key_and_code_checks(table: TableDef) -> list[_Check]:
-    key = table.key
-    checks = []
-    if len(key) > 1:
-        unique = gxe.ExpectCompoundColumnsToBeUnique(column_list=list(key))
-        checks.append(_Check(table.name, key, "key not unique (rows sharing a key)", "rows", unique))
-    elif key:
-        unique = gxe.ExpectColumnValuesToBeUnique(column=key[0])
-        checks.append(_Check(table.name, key, "key not unique (rows sharing a key)", "rows", unique))
-    for column in key:
-        not_null = gxe.ExpectColumnValuesToNotBeNull(column=column)
-        checks.append(_Check(table.name, (column,), "key column is null", "rows", not_null))
-    for col in table.columns:
-        if col.domain:
-            in_domain = gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=list(col.domain))
-            checks.append(_Check(table.name, (col.name,), f"code not in {list(col.domain)}", "rows", in_domain))
-    return checks
+    return _validate("input", _collected(_per_requested_year(frames, facts, rules, years)), _per_year_checks(rules))
 
 
 def _per_year_checks(rules: QualityRules) -> list[_Check]:
@@ -312,19 +284,19 @@ def _per_year_checks(rules: QualityRules) -> list[_Check]:
             )
         )
     checks += [
-        _Check(
+        _zero_sum(
             "enrolment",
             ("school_id",),
             "no schools row for the enrolment's (year, school_id)",
             "rows",
-            gxe.ExpectColumnSumToBeBetween(column="enrolment_without_school", min_value=0, max_value=0),
+            "enrolment_without_school",
         ),
-        _Check(
+        _zero_sum(
             "schools",
             ("rsvo", "swv_override", "postcode"),
             "SWV undeterminable: vestiging not rsvo, without swv_override, postcode not in swv_postcodes",
             "vestigingen",
-            gxe.ExpectColumnSumToBeBetween(column="vestigingen_without_swv", min_value=0, max_value=0),
+            "vestigingen_without_swv",
         ),
     ]
     for name, (low, high) in rules.share_bounds.items():
@@ -341,7 +313,9 @@ def _per_year_checks(rules: QualityRules) -> list[_Check]:
     return checks
 
 
-def _per_requested_year(frames: Mapping[str, DataFrame], rules: QualityRules, years: list[int]) -> DataFrame:
+def _per_requested_year(
+    frames: Mapping[str, DataFrame], facts: DataFrame, rules: QualityRules, years: list[int]
+) -> DataFrame:
     """One row per requested year: counts, budgets and shares; no ids."""
     in_years = F.col("year").isin(*years)
     tables = rules.tables_with_every_year
@@ -368,15 +342,17 @@ def _per_requested_year(frames: Mapping[str, DataFrame], rules: QualityRules, ye
         with_counts.fillna(0, count_columns)
         .join(_budget_years(frames["budgets"], rules), "year", "left")
         .withColumn("pro_budget_required", required.cast("int"))
-        .join(_population_shares(frames, rules, years), "year", "left")
+        .join(_population_shares(facts, rules), "year", "left")
+        .orderBy("year")
     )
 
 
 def _enrolment_without_school(enrolment: DataFrame, schools: DataFrame) -> DataFrame:
+    listed = schools.select("year", "school_id", F.lit(True).alias("listed"))
     return (
-        enrolment.join(schools, ["year", "school_id"], "left_anti")
+        enrolment.join(F.broadcast(listed), ["year", "school_id"], "left")
         .groupBy("year")
-        .agg(F.count(F.lit(1)).alias("enrolment_without_school"))
+        .agg(F.count_if(F.col("listed").isNull()).alias("enrolment_without_school"))
     )
 
 
@@ -401,51 +377,25 @@ def _budget_years(budgets: DataFrame, rules: QualityRules) -> DataFrame:
     return budgets.select("year", "lwoo_budget").join(funding, "year", "full")
 
 
-def _population_shares(frames: Mapping[str, DataFrame], rules: QualityRules, years: list[int]) -> DataFrame:
-    """Per year: the number of population students and the share of each kind of SHARES."""
-
-    def in_population(model: ScoreModel) -> Column:
-        selected = F.col("programme").isin(*model.programmes) & F.col("grade").isin(*model.grades)
-        return selected & F.col("funded") if model.funded_only else selected
-
-    students = (
-        frames["enrolment"]
-        .where(F.col("year").isin(*years) & reduce(or_, map(in_population, rules.share_populations)))
-        .select("year", "student_id")
-        .join(frames["parents"].withColumnRenamed("child_id", "student_id"), "student_id", "left")
+def _population_shares(facts: DataFrame, rules: QualityRules) -> DataFrame:
+    """Per year: the population students of the configured models (each student once)
+    and the share of each kind of SHARES, from the scoring's register facts."""
+    parents_registered = F.col("father_in_register") & F.col("mother_in_register")
+    unknown_education = reduce(
+        or_, [F.col(f"{role}_in_register") & F.col(f"{role}_education_observed").isNull() for role in PARENT_ROLES]
     )
-    # One row per (student, family member), so the register and education lookups are one join each.
-    family = [F.struct(F.lit(role).alias("role"), F.col(f"{role}_id").alias("person_id")) for role in FAMILY_ROLES]
-    members = students.select("year", "student_id", F.explode(F.array(*family)).alias("member")).select(
-        "year", "student_id", "member.*"
-    )
-    registered = frames["persons"].select("person_id", F.lit(True).alias("in_register"))
-    known_education = (
-        frames["education"]
-        .where(F.col("education_level").isNotNull())
-        .select("year", "person_id", F.lit(True).alias("education_known"))
-    )
-    in_register = F.coalesce(F.col("in_register"), F.lit(False))
-    education_known = F.coalesce(F.col("education_known"), F.lit(False))
     per_student = (
-        members.join(registered, "person_id", "left")
-        .join(known_education, ["year", "person_id"], "left")
+        facts.where(F.col("model").isin(*rules.share_population_models))
         .groupBy("year", "student_id")
         .agg(
-            F.bool_or(~in_register).alias("not_in_register"),
-            F.bool_or((F.col("role") != "student") & in_register & ~education_known).alias("unknown_parent_education"),
+            F.bool_or(~(F.col("student_in_register") & parents_registered)).alias("not_in_register"),
+            F.bool_or(unknown_education).alias("unknown_parent_education"),
+            F.bool_or("is_asylum").alias("asylum"),
         )
     )
-    teldatum = F.make_date(F.col("year"), F.lit(rules.teldatum_month), F.lit(rules.teldatum_day))
-    asylum_period = F.col("registration_date").between(F.lit(rules.asylum_min_registration_date), teldatum)
-    return (
-        per_student.join(frames["asylum"].withColumnRenamed("person_id", "student_id"), "student_id", "left")
-        .withColumn("asylum", F.coalesce(asylum_period, F.lit(False)))
-        .groupBy("year")
-        .agg(
-            F.count(F.lit(1)).alias("population_students"),
-            *[F.avg(F.col(kind).cast("double")).alias(f"share_{kind}") for kind in SHARES],
-        )
+    return per_student.groupBy("year").agg(
+        F.count(F.lit(1)).alias("population_students"),
+        *[F.avg(F.col(kind).cast("double")).alias(f"share_{kind}") for kind in SHARES],
     )
 
 
@@ -467,42 +417,29 @@ def check_outputs(outputs: Mapping[str, DataFrame], national_budgets: DataFrame,
 
 def check_student_scores(student_scores: DataFrame) -> GateReport:
     """`restricted/student_scores`: one row per (year, model, student_id); a score unless
-    the student is on the asylum path; a known score_source."""
+    the student is on the asylum path; a known score_source. Counted per (year, model)."""
     table, key = "student_scores", ("year", "model", "student_id")
+    source = F.col("score_source")
+    per_student = student_scores.groupBy(*key).agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.count_if(F.col("score").isNull() & ~F.coalesce(source == ASYLUM_SOURCE, F.lit(False))).alias("no_score"),
+        F.count_if(source.isNull()).alias("no_source"),
+        F.count_if(source.isNotNull() & ~source.isin(*SCORE_SOURCES)).alias("unknown_source"),
+    )
+    counts = per_student.groupBy("year", "model").agg(
+        F.coalesce(F.sum(F.when(F.col("rows") > 1, F.col("rows"))), F.lit(0)).alias("shared_key"),
+        *[F.sum(c).alias(c) for c in ("no_score", "no_source", "unknown_source")],
+    )
     return _validate(
         "output",
-        student_scores,
+        _collected(counts),
         [
-            _Check(
-                table,
-                key,
-                "key not unique (rows sharing a key)",
-                "rows",
-                gxe.ExpectCompoundColumnsToBeUnique(column_list=list(key)),
+            _zero_sum(table, key, "key not unique (rows sharing a key)", "rows", "shared_key"),
+            _zero_sum(
+                table, ("score",), f"score is null while score_source is not {ASYLUM_SOURCE}", "rows", "no_score"
             ),
-            _Check(
-                table,
-                ("score",),
-                f"score is null while score_source is not {ASYLUM_SOURCE}",
-                "rows",
-                gxe.ExpectColumnValuesToNotBeNull(
-                    column="score", row_condition=RowColumn("score_source") != ASYLUM_SOURCE
-                ),
-            ),
-            _Check(
-                table,
-                ("score_source",),
-                "score_source is null",
-                "rows",
-                gxe.ExpectColumnValuesToNotBeNull(column="score_source"),
-            ),
-            _Check(
-                table,
-                ("score_source",),
-                f"score_source not in {list(SCORE_SOURCES)}",
-                "rows",
-                gxe.ExpectColumnValuesToBeInSet(column="score_source", value_set=list(SCORE_SOURCES)),
-            ),
+            _zero_sum(table, ("score_source",), "score_source is null", "rows", "no_source"),
+            _zero_sum(table, ("score_source",), f"score_source not in {list(SCORE_SOURCES)}", "rows", "unknown_source"),
         ],
     )
 
@@ -512,7 +449,7 @@ def check_cutoffs(cutoffs: DataFrame, rules: QualityRules) -> GateReport:
     table, columns, tolerance = "cutoffs", ("realised_share", "target_share"), rules.cutoff_tie_tolerance
     return _validate(
         "output",
-        cutoffs.withColumn("share_above_target", F.col("realised_share") - F.col("target_share")),
+        _collected(cutoffs.withColumn("share_above_target", F.col("realised_share") - F.col("target_share"))),
         [
             _Check(
                 table,
@@ -555,8 +492,8 @@ def check_budgets(budgets: DataFrame, national_budgets: DataFrame) -> GateReport
         "pots",
         gxe.ExpectColumnPairValuesToBeEqual(column_A="paid", column_B="lwoo_budget"),
     )
-    return _validate("output", budgets, amounts) + _validate(
-        "output", _materialized(pots.join(national_budgets.select("year", "lwoo_budget"), "year", "left")), [pot_sums]
+    return _validate("output", _collected(budgets.select(*NON_NEGATIVE_BUDGET_COLUMNS)), amounts) + _validate(
+        "output", _collected(pots.join(national_budgets.select("year", "lwoo_budget"), "year", "left")), [pot_sums]
     )
 
 
@@ -579,6 +516,6 @@ def check_pro_amounts(pro_amounts: DataFrame, national_budgets: DataFrame) -> Ga
         "pots",
         gxe.ExpectColumnPairValuesToBeEqual(column_A="paid", column_B="budget"),
     )
-    return _validate("output", pro_amounts, [amounts]) + _validate(
-        "output", _materialized(pots.join(budget, "year", "left")), [pot_sums]
+    return _validate("output", _collected(pro_amounts.select("amount")), [amounts]) + _validate(
+        "output", _collected(pots.join(budget, "year", "left")), [pot_sums]
     )

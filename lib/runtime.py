@@ -153,6 +153,19 @@ def materialize(frame: DataFrame) -> DataFrame:
     return frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
 
 
+@contextmanager
+def releasing(spark: SparkSession) -> Iterator[None]:
+    """Release, on leaving, every cache and local checkpoint (`materialize`) made inside:
+    a run keeps nothing on the executors once it is done, whatever earlier work keeps."""
+    before = set(spark.sparkContext._jsc.getPersistentRDDs().keySet())
+    try:
+        yield
+    finally:
+        for rdd_id, rdd in spark.sparkContext._jsc.getPersistentRDDs().items():
+            if rdd_id not in before:
+                rdd.unpersist(False)
+
+
 def concurrently(function: Callable[[T], R], items: Iterable[T], workers: int) -> list[R]:
     """`[function(item) for item in items]`, up to `workers` at a time, in order.
 

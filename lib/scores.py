@@ -35,11 +35,14 @@ from lib.imputation import (
     DONOR_MATCH_COLUMNS,
     DONOR_SOURCES,
     EDUCATION_CHARACTERISTICS,
-    FEATURE_COLUMNS,
+    FEATURES,
     PARENT_ROLES,
+    EducationFit,
     EducationModelSettings,
     donor_scores,
-    impute_parent_education,
+    education_counts,
+    fit_education_models,
+    with_imputed_education,
 )
 from lib.models import (
     CHARACTERISTICS,
@@ -49,7 +52,7 @@ from lib.models import (
     coefficient_lookup,
     start_lookup,
 )
-from lib.runtime import Config, materialize
+from lib.runtime import Config, materialize, stage
 
 SCORE_SOURCES = ("imputed_asylum", "imputed_donor_school", "imputed_donor_parent", "imputed_education", "computed")
 IMPUTED = "imputed"  # the category of a parent whose education level was imputed
@@ -125,10 +128,10 @@ def parse_scoring_rules(raw: Any, file: str) -> ScoringRules:
         donor_levels[source] = tuple(tuple(level) for level in levels)
 
     features = value("education_imputation.features", list)
-    if not features or not set(features) <= set(FEATURE_COLUMNS):
-        raise ConfigFileError(
-            file, "education_imputation.features", f"must be a non-empty subset of {list(FEATURE_COLUMNS)}"
-        )
+    if not features or not set(features) <= set(FEATURES):
+        raise ConfigFileError(file, "education_imputation.features", f"must be a non-empty subset of {list(FEATURES)}")
+    if value("education_imputation.elastic_net_param", int, float) != 0:
+        raise ConfigFileError(file, "education_imputation.elastic_net_param", "only 0 (L2 regularisation) is supported")
     held_out_fraction = value("education_imputation.held_out_fraction", int, float)
     if not 0 <= held_out_fraction < 1:
         raise ConfigFileError(file, "education_imputation.held_out_fraction", "must be in [0, 1)")
@@ -146,9 +149,7 @@ def parse_scoring_rules(raw: Any, file: str) -> ScoringRules:
             held_out_fraction=held_out_fraction,
             max_iter=value("education_imputation.max_iter", int),
             reg_param=value("education_imputation.reg_param", int, float),
-            elastic_net_param=value("education_imputation.elastic_net_param", int, float),
             tolerance=value("education_imputation.tolerance", int, float),
-            concurrent_fits=value("education_imputation.concurrent_fits", int),
         ),
     )
 
@@ -335,12 +336,10 @@ def with_categories(students: DataFrame) -> DataFrame:
     return students.withColumns({c: F.when(own_score, category(c)) for c in CHARACTERISTICS})
 
 
-def with_coefficients(
-    students: DataFrame, coefficients: DataFrame, starts: DataFrame, imputed_education: DataFrame
-) -> DataFrame:
+def with_coefficients(students: DataFrame, coefficients: DataFrame, starts: DataFrame) -> DataFrame:
     """`c_start` and `c_<characteristic>` by broadcast lookup of the student's model and
     categories; an imputed parent education takes its expected coefficient from
-    `imputed_education`."""
+    `c_<characteristic>_imputed` (`imputation.with_imputed_education`)."""
     for characteristic in CHARACTERISTICS:
         lookup = coefficients.where(F.col("characteristic") == characteristic).select(
             "model", F.col("category").alias(characteristic), F.col("coefficient").alias(f"c_{characteristic}")
@@ -352,8 +351,7 @@ def with_coefficients(
     }
     own_score = F.col("score_source").isin(*DONOR_SOURCES)
     return (
-        students.join(imputed_education, ["year", "model", "student_id"], "left")
-        .join(F.broadcast(starts), ["model", "track"], "left")
+        students.join(F.broadcast(starts), ["model", "track"], "left")
         .withColumns({**imputed, "c_start": F.when(own_score, F.col("c_start"))})
         .drop(*[f"c_{c}_imputed" for c in EDUCATION_CHARACTERISTICS])
     )
@@ -365,16 +363,12 @@ def with_score(students: DataFrame, score_type: T.DecimalType) -> DataFrame:
     return students.withColumn("score", reduce(add, terms).cast(score_type))
 
 
-def with_donor_scores(
-    students: DataFrame, donor_levels: dict[str, tuple[tuple[str, ...], ...]], seed: int
-) -> DataFrame:
-    """Fill the score of the donor paths with their donor's score."""
-    donated = donor_scores(students, donor_levels, seed)
+def with_donor_scores(students: DataFrame, donated: DataFrame, donor_paths: tuple[str, ...]) -> DataFrame:
+    """Fill the score of the donor paths with their donor's score (`imputation.donor_scores`)."""
     return (
         students.join(donated, ["year", "model", "student_id"], "left")
         .withColumn(
-            "score",
-            F.when(F.col("score_source").isin(*donor_levels), F.col("donor_score")).otherwise(F.col("score")),
+            "score", F.when(F.col("score_source").isin(*donor_paths), F.col("donor_score")).otherwise(F.col("score"))
         )
         .drop("donor_score")
     )
@@ -382,45 +376,50 @@ def with_donor_scores(
 
 def score_students(
     inputs: dict[str, DataFrame], models: list[ScoreModel], rules: ScoringRules, years: list[int], seed: int
-) -> tuple[DataFrame, dict[str, dict[int, dict[str, float | int | None]]]]:
-    """Every population student of each model and year with score, score_source, categories
-    and coefficients (`OUTPUT_COLUMNS`), and the education model's fit metrics per model and year.
+) -> tuple[DataFrame, dict[str, dict[int, dict[str, float | int | bool | None]]]]:
+    """`student_facts` and `score_facts` in one: the scores and fit metrics of `inputs`."""
+    return score_facts(materialize(student_facts(inputs, models, rules, years)), models, rules, years, seed)
 
-    The register tables are joined once for all models. Everything is computed now; three
-    student-sized frames are kept (`runtime.materialize`), each read several times: the
-    register facts (education models, scores), the own scores (donor search) and the
-    returned scores.
+
+def score_facts(
+    facts: DataFrame, models: list[ScoreModel], rules: ScoringRules, years: list[int], seed: int
+) -> tuple[DataFrame, dict[str, dict[int, dict[str, float | int | bool | None]]]]:
+    """Every population student of each model and year with score, score_source, categories
+    and coefficients (`OUTPUT_COLUMNS`), from its `student_facts`; and the education
+    model's fit metrics per model and year.
+
+    Computed now, as three logged stages: the education models (fitted on the driver from
+    one count table), the own scores (kept: the donor search reads them twice) and the
+    donor search (kept). The scores returned are lazy on top of the last two.
     """
-    spark = inputs["enrolment"].sparkSession
+    spark = facts.sparkSession
     score_type = rules.score_type
 
     def per_model(lookup: Callable[[SparkSession, ScoreModel, T.DecimalType], DataFrame]) -> DataFrame:
         frames = [lookup(spark, model, score_type).withColumn("model", F.lit(model.name)) for model in models]
         return reduce(DataFrame.unionByName, frames)
 
-    coefficients = per_model(coefficient_lookup)
-    facts = materialize(student_facts(inputs, models, rules, years))
-    imputed, fit_metrics = [], {}
-    for model in models:
-        of_model = F.col("model") == model.name
-        imputed_education, fit_metrics[model.name] = impute_parent_education(
-            facts.where(of_model),
-            coefficients.where(of_model),
-            rules.education_model,
-            years,
-            seed,
-            score_type,
+    settings = rules.education_model
+    with stage("education fits"):
+        counts = education_counts(facts, settings, seed)
+        fits = fit_education_models(counts, settings, [(model.name, year) for model in models for year in years])
+    with stage("own scores"):
+        own_scores = materialize(
+            facts.transform(
+                with_imputed_education, fits, {model.name: model for model in models}, settings.features, score_type
+            )
+            .transform(with_categories)
+            .transform(with_coefficients, per_model(coefficient_lookup), per_model(start_lookup))
+            .transform(with_score, score_type)
         )
-        imputed.append(imputed_education.withColumn("model", F.lit(model.name)))
-    own_scores = materialize(
-        facts.transform(with_categories)
-        .transform(
-            with_coefficients,
-            coefficients,
-            per_model(start_lookup),
-            reduce(DataFrame.unionByName, imputed),
-        )
-        .transform(with_score, score_type)
-    )
-    scores = materialize(own_scores.transform(with_donor_scores, rules.donor_levels, seed).select(*OUTPUT_COLUMNS))
-    return scores, fit_metrics
+    with stage("donor search"):
+        donated = materialize(donor_scores(own_scores, rules.donor_levels, seed))
+    scores = own_scores.transform(with_donor_scores, donated, tuple(rules.donor_levels)).select(*OUTPUT_COLUMNS)
+    return scores, _metrics_by_model(fits)
+
+
+def _metrics_by_model(fits: list[EducationFit]) -> dict[str, dict[int, dict[str, float | int | bool | None]]]:
+    metrics: dict[str, dict[int, dict[str, float | int | bool | None]]] = {}
+    for fitted in fits:
+        metrics.setdefault(fitted.model, {})[fitted.year] = fitted.metrics
+    return metrics

@@ -1,6 +1,8 @@
 from decimal import Decimal
 
-from lib.aggregation import scenario_scores, unit_scores
+from pyspark.sql import functions as F
+
+from lib.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
 from lib.cutoffs import ASYLUM_SOURCE, ScenarioGrid, scenario_cutoffs
 
 STUDENTS = (
@@ -46,8 +48,9 @@ def computed_unit_scores(spark, config):
         )
     )
     students = population(spark)
-    scored = scenario_scores(students, scenario_cutoffs(students, grid), grid)
-    return unit_scores(scored, grid)
+    cutoffs = scenario_cutoffs(students, grid)
+    band_sums = unit_band_sums(with_band(students, cutoffs, grid), grid)
+    return unit_scores(scenario_unit_sums(band_sums, cutoffs, grid), grid)
 
 
 def test_unit_scores_by_principle_threshold_and_vestiging(spark, config):
@@ -97,3 +100,47 @@ def test_unit_scores_by_principle_threshold_and_vestiging(spark, config):
     plan = frame._jdf.queryExecution().executedPlan().toString()
     assert "BroadcastHashJoin" in plan and "BroadcastExchange" in plan
     assert "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
+
+
+def test_band_sums_equal_expanding_every_student_per_scenario(spark, config):
+    """Nested target groups: unit scores from per-band sums equal the direct definition —
+    each scenario's target group, C − D per student, summed per unit — for several shares
+    (one cutoff on a tie) and both principles."""
+    grid = ScenarioGrid.from_config(
+        config.with_overrides(
+            "scenarios",
+            models={
+                "lwoo": {**scenario([20, 50, 70], ["school", "residence"]), "asylum_share": "target_share"},
+                "pro": scenario([30], ["vestiging"]),
+            },
+        )
+    )
+    rows = [(2020, "lwoo", f"t{i}", "V1", Decimal("0.5"), "computed", "A", "B") for i in range(3)]  # a tie block
+    students = population(spark).unionByName(spark.createDataFrame(rows, STUDENTS))
+    cutoffs = scenario_cutoffs(students, grid)
+    band_sums = unit_band_sums(with_band(students, cutoffs, grid), grid)
+    by_band = unit_scores(scenario_unit_sums(band_sums, cutoffs, grid), grid)
+
+    parameters = cutoffs.join(grid.frame(spark), ["scenario", "target_share"])
+    unit = F.when(F.col("principle") == "school", F.col("swv_school"))
+    unit = unit.when(F.col("principle") == "residence", F.col("swv_residence")).otherwise(F.col("school_id"))
+    asylum = F.col("score_source") == ASYLUM_SOURCE
+    in_target = asylum | (F.col("score") <= F.col("cutoff"))
+    score = F.when(asylum, F.col("asylum_score")).otherwise(F.col("score"))
+    direct = (
+        students.join(parameters, ["year", "model"])
+        .groupBy("year", "scenario", unit.alias("unit_id"))
+        .agg(
+            F.count(F.lit(1)).alias("n_students"),
+            F.count_if(in_target).alias("n_target"),
+            F.sum(F.when(in_target, F.col("mean_population") - score).otherwise(0))
+            .cast("decimal(18,6)")
+            .alias("gross"),
+        )
+    )
+    expected = {(r.scenario, r.unit_id): (r.n_students, r.n_target, r.gross) for r in direct.collect()}
+    got = {(r.scenario, r.unit_id): (r.n_students, r.n_target, r.gross_score) for r in by_band.collect()}
+    assert got == expected
+    assert len({scenario for scenario, _ in got}) == 7
+    targets = {scenario: sum(n for (s, _), (_, n, _) in got.items() if s == scenario) for scenario, _ in got}
+    assert targets["lwoo_p20_school"] < targets["lwoo_p50_school"] < targets["lwoo_p70_school"]

@@ -11,6 +11,7 @@ from lib.analyses import (
     change_drivers,
     change_explained,
     cross_table,
+    profile_counts,
     profiles,
     score_group_gross,
 )
@@ -93,26 +94,30 @@ def test_small_cell_is_suppressed_and_cannot_be_recovered_from_totals(spark, rul
     assert got[("total", "total")].n_units == 4
 
 
-def test_profiles_count_categories_per_group_with_imputed_and_unknown(spark, rules):
+def test_profiles_count_categories_per_group_with_imputed_and_unknown(spark, config, rules):
     rows = [
-        # in_target, score_source, father_education, mother_education, origin_group
-        (True, "computed", "basis", "basis", "turkey"),
-        (True, "imputed_education", "imputed", "mbo4", "nl"),
-        (True, "imputed_asylum", None, None, None),
-        (False, "imputed_donor_parent", None, None, None),
+        # band (smallest target share holding the student), score_source, father, mother, origin
+        (20, "computed", "basis", "basis", "turkey"),
+        (15, "imputed_education", "imputed", "mbo4", "nl"),
+        (5, "imputed_asylum", None, None, None),
+        (None, "imputed_donor_parent", None, None, None),
+        (25, "computed", "basis", "basis", "nl"),  # in the target group of 25 %, not of 20 %
     ]
-    scored = spark.createDataFrame(
-        [(2020, SCENARIO, t, s, f, m, o, "10_plus" if o else None, "no" if o else None) for t, s, f, m, o in rows],
-        "year int, scenario string, in_target boolean, score_source string, father_education string, "
+    banded = spark.createDataFrame(
+        [(2020, "lwoo", b, s, f, m, o, "10_plus" if o else None, "no" if o else None) for b, s, f, m, o in rows],
+        "year int, model string, band int, score_source string, father_education string, "
         "mother_education string, origin_group string, mother_duration string, wsnp string",
     )
-    got = {(r.group, r.characteristic, r.category): (r.n_students, r.share) for r in profiles(scored, rules).collect()}
-    assert got[("population", "father_education", "unknown")] == (2, D("0.5"))
+    grid = ScenarioGrid.from_config(config)
+    cutoffs = spark.createDataFrame([(2020, SCENARIO, 20)], "year int, scenario string, target_share int")
+    table = profiles(profile_counts(banded, rules), cutoffs, grid, rules)
+    got = {(r.group, r.characteristic, r.category): (r.n_students, r.share) for r in table.collect()}
+    assert got[("population", "father_education", "unknown")] == (2, D("0.4"))
     assert got[("target", "father_education", "imputed")] == (1, D("0.333333"))
     assert got[("target", "asylum", "yes")] == (1, D("0.333333"))
-    assert got[("population", "dutch_parent", "yes")] == (1, D("0.25"))
-    assert got[("population", "dutch_parent", "no")] == (1, D("0.25"))
-    assert got[("population", "dutch_parent", "unknown")] == (2, D("0.5"))
+    assert got[("population", "dutch_parent", "yes")] == (2, D("0.4"))
+    assert got[("population", "dutch_parent", "no")] == (1, D("0.2"))
+    assert got[("population", "dutch_parent", "unknown")] == (2, D("0.4"))
     assert ("target", "asylum", "no") in got and ("target", "wsnp", "unknown") in got
     assert sum(n for (g, c, _), (n, _) in got.items() if g == "target" and c == "origin_group") == 3
 
@@ -156,11 +161,11 @@ def test_change_drivers_sum_to_the_change_and_value_each_group_at_last_years_rat
         (2019, "B", "computed", D(4)),
         (2020, "B", "computed", D(4)),
     ]
-    scored = spark.createDataFrame(
-        [(y, SCENARIO, u, s, c, True) for y, u, s, c in contributions],
-        "year int, scenario string, unit_id string, score_source string, contribution decimal(18,6), in_target boolean",
+    unit_sums = spark.createDataFrame(
+        [(y, SCENARIO, u, s, 2, g) for y, u, s, g in contributions],
+        "year int, scenario string, unit_id string, score_source string, n_target long, gross decimal(38,6)",
     )
-    drivers, groups = change_drivers(budgets, units, score_group_gross(scored, rules))
+    drivers, groups = change_drivers(budgets, units, score_group_gross(unit_sums, rules))
     row = {
         r.swv_id: r for r in change_explained(drivers, groups.withColumn("suppressed", F.lit(False)), rules).collect()
     }

@@ -1,6 +1,6 @@
 import pytest
 
-from lib.assignment import AssignmentRules, assign_swv
+from lib.assignment import AssignmentRules, assign_swv, stop_on_undetermined_swv
 from lib.contract import ContractError
 
 SCHOOLS = "year int, school_id string, board_id string, postcode string, rsvo boolean, swv_override string"
@@ -72,7 +72,7 @@ def test_a_vestiging_without_swv_stops_the_run_without_naming_ids(spark, rules):
     school_rows = [("lost", "9999", False, None), ("fine", "1000", False, None)]
     enrolled = [("student_a", "lost"), ("student_b", "lost"), ("student_c", "unlisted"), ("student_d", "fine")]
     with pytest.raises(ContractError) as stopped:
-        assigned(spark, rules, school_rows, enrolled, [])
+        stop_on_undetermined_swv(assigned(spark, rules, school_rows, enrolled, []), schools(spark, *school_rows))
     message = str(stopped.value)
     assert "table schools, column postcode: SWV undeterminable" in message and "(1 rows)" in message
     assert "table enrolment, column school_id" in message and "(1 vestigingen)" in message

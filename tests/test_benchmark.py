@@ -2,7 +2,7 @@
 
 import json
 
-from lib.benchmark import stage_timings, summarise
+from lib.benchmark import DescriptionMetrics, stage_timings, student_years, summarise
 
 
 def job_start(job_id: int, at_ms: int, description: str, stages: list[int]) -> dict:
@@ -19,13 +19,16 @@ def job_end(job_id: int, at_ms: int) -> dict:
     return {"Event": "SparkListenerJobEnd", "Job ID": job_id, "Completion Time": at_ms}
 
 
-def task_end(stage_id: int, run_ms: int, shuffle_written: int) -> dict:
+def task_end(stage_id: int, run_ms: int, shuffle_written: int, gc_ms: int = 0, spilled: int = 0) -> dict:
     return {
         "Event": "SparkListenerTaskEnd",
         "Stage ID": stage_id,
         "Stage Attempt ID": 0,
         "Task Metrics": {
             "Executor Run Time": run_ms,
+            "JVM GC Time": gc_ms,
+            "Memory Bytes Spilled": spilled,
+            "Disk Bytes Spilled": spilled // 2,
             "Shuffle Read Metrics": {"Remote Bytes Read": 0, "Local Bytes Read": 10},
             "Shuffle Write Metrics": {"Shuffle Bytes Written": shuffle_written},
         },
@@ -35,8 +38,8 @@ def task_end(stage_id: int, run_ms: int, shuffle_written: int) -> dict:
 def test_summary_counts_run_time_per_stage_and_the_time_no_job_ran(tmp_path):
     events = [
         job_start(0, 0, "read", [0]),
-        task_end(0, 1500, 100),
-        task_end(0, 500, 0),
+        task_end(0, 1500, 100, gc_ms=300, spilled=1000),
+        task_end(0, 500, 0, gc_ms=100),
         job_start(1, 500, "read", [1]),  # overlaps job 0: no gap
         job_end(0, 1000),
         job_end(1, 3000),
@@ -54,7 +57,12 @@ def test_summary_counts_run_time_per_stage_and_the_time_no_job_ran(tmp_path):
     summary = summarise(log)
 
     assert summary.jobs == 5
-    assert summary.run_time_by_description() == {"read": (2, 2.0), "budgets": (1, 0.7)}
+    assert summary.by_description() == {
+        "read": DescriptionMetrics(jobs=2, run_seconds=2.0, gc_seconds=0.4, spilled_bytes=1500),
+        "score": DescriptionMetrics(jobs=1),
+        "budgets": DescriptionMetrics(jobs=1, run_seconds=0.7),
+        "publish": DescriptionMetrics(jobs=1),
+    }
     assert summary.shuffle_write_bytes == 100
     assert summary.idle_gaps() == [(4.5, "budgets"), (2.4, "publish")]
     assert summary.idle_gaps(min_seconds=1.0) == [(4.5, "budgets"), (2.4, "publish"), (1.0, "score")]
@@ -71,3 +79,11 @@ def test_stage_timings_lists_the_pipeline_log_slowest_first():
         "   205.2 s  score students",
         "    54.1 s  read and check input",
     ]
+
+
+def test_student_years_sum_the_population_counts():
+    lines = [
+        "2026-11-30T19:43:03 INFO onderwijsscore: stage populations: done in 2.0s (lwoo.2019=197644, pro.2019=28161)",
+        "2026-11-30T19:43:03 INFO onderwijsscore: stage cutoffs: done in 2.0s (scenarios=26)",
+    ]
+    assert student_years(lines) == 197644 + 28161

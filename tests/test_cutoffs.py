@@ -99,10 +99,10 @@ def test_more_asylum_students_than_target_places_stops_the_run(spark, config):
         scenario_cutoffs(students(spark, range(7), asylum=3), grid(config, lwoo=lwoo(20)))
 
 
-def random_population(spark, rows=4000):
-    """Two years of hash-generated scores with many ties and about 2 % asylum students."""
+def random_population(spark, rows=4000, distinct_scores=3001):
+    """Two years of hash-generated scores (many ties by default) and about 2 % asylum students."""
     asylum = F.pmod(F.xxhash64("id", F.lit("asylum")), 50) == 0
-    score = ((F.pmod(F.xxhash64("id"), 3001) - 1500) / 1000).cast("decimal(12,6)")
+    score = ((F.pmod(F.xxhash64("id"), distinct_scores) - distinct_scores // 2) / 1000).cast("decimal(12,6)")
     return spark.range(rows).select(
         (2019 + F.col("id") % 2).cast("int").alias("year"),
         F.lit("lwoo").alias("model"),
@@ -138,6 +138,24 @@ def test_exact_cutoffs_equal_a_brute_force_sort_and_the_candidates_stay_within_b
         assert row.approx_rank_error <= math.ceil(len(scores) / accuracy)
         rank_errors.append(row.approx_rank_error)
     assert len(cutoffs) == 2 * len(shares) and any(rank_errors)
+
+
+def test_candidates_do_not_depend_on_partitioning_or_row_order(spark, config):
+    """A sketch's candidates depend on the order its values arrive in; the cutoffs, the
+    candidates included, are the same however the students are partitioned and ordered."""
+    coarse = ScenarioGrid.from_config(
+        config.with_overrides(
+            "scenarios", models={"lwoo": lwoo(5, 20, 30)}, percentiles={"accuracy": 100, "bracket_errors": 2}
+        )
+    )
+    population = random_population(spark, rows=60_000, distinct_scores=10**6)  # the sketches compress
+    one_partition = population.repartition(1)
+    shuffled = population.repartition(16, F.xxhash64("student_id", F.lit("shuffle")))
+    first, second = (
+        sorted(tuple(row) for row in scenario_cutoffs(frame, coarse).collect()) for frame in (one_partition, shuffled)
+    )
+    assert first == second
+    assert any(row[4] != row[3] for row in first)  # some candidates are approximate: the sketch had work to do
 
 
 def plan(frame):

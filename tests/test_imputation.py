@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -15,8 +16,9 @@ from pyspark.sql import types as T
 from test_scores import contract_schema
 
 from lib.contract import EDUCATION_LEVELS, ORIGIN_GROUPS
-from lib.imputation import donor_scores, expected_education_coefficients
-from lib.models import coefficient_lookup, literal_frame
+from lib.imputation import EducationFit, donor_scores, with_imputed_education
+from lib.logistic import MultinomialFit, fit_multinomial
+from lib.models import literal_frame
 from lib.scores import SCORE_SOURCES, score_students
 
 SEED = 11
@@ -25,29 +27,56 @@ SEED = 11
 # --- Expected coefficient of an imputed education level ---------------------------------
 
 
+def fit_giving(probabilities: list[float]) -> MultinomialFit:
+    """A fitted model whose probabilities are `probabilities` for every parent: no weights,
+    intercepts log p (a level with p = 0 gets −1000, whose exponential is 0)."""
+    intercepts = np.array([math.log(p) if p else -1000.0 for p in probabilities])
+    return MultinomialFit(np.zeros((len(probabilities), 22)), intercepts, 1, True, "gradient converged", (0.0,))
+
+
 def test_expected_coefficient_is_the_probability_weighted_mean(spark, pro_model, scoring_rules):
     certain_mbo4 = [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
     basis_or_master = [0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5]
     top_levels_never_seen = [0.25, 0.75]  # a model that never saw the higher levels
-    probabilities = literal_frame(
+    features = scoring_rules.education_model.features
+    fits = [
+        EducationFit("pro", year, fit_giving(probabilities), {})
+        for year, probabilities in ((2020, certain_mbo4), (2021, basis_or_master), (2022, top_levels_never_seen))
+    ]
+    # Every training parent at one level: Spark ML fits no model but an infinite intercept.
+    only_basis = fit_multinomial(np.zeros((1, 22)), np.array([[9.0] + [0.0] * 7]), 30, 0.001, 1e-5)
+    fits.append(EducationFit("pro", 2023, only_basis, {}))
+    schema = T.StructType.fromDDL(
+        "year int, model string, student_id string, score_source string, origin_group_observed string, "
+        + ", ".join(
+            f"{role}_birth_year int, {role}_income_percentile int, {role}_education_observed string"
+            for role in ("father", "mother")
+        )
+    )
+    students = literal_frame(
         spark,
         [
-            (2022, "a", "father_education", certain_mbo4),
-            (2022, "b", "father_education", basis_or_master),
-            (2022, "c", "mother_education", basis_or_master),
-            (2022, "d", "mother_education", top_levels_never_seen),
+            (2020, "pro", "a", "imputed_education", "nl", 1980, 40, None, 1982, None, "mbo4"),
+            (2021, "pro", "b", "imputed_education", "nl", 1980, None, None, 1982, 70, None),
+            (2022, "pro", "d", "imputed_education", "turkey", 1980, 40, "basis", 1982, 50, None),
+            (2022, "pro", "e", "computed", "turkey", 1980, 40, "basis", 1982, 50, "basis"),
+            (2023, "pro", "f", "imputed_education", "nl", 1980, 40, None, 1982, 50, "basis"),
         ],
-        T.StructType.fromDDL("year int, student_id string, characteristic string, probabilities array<double>"),
+        schema,
     )
-    lookup = coefficient_lookup(spark, pro_model, scoring_rules.score_type)
-    expected = expected_education_coefficients(probabilities, lookup, scoring_rules.score_type)
-    assert dict(expected.dtypes)["expected_coefficient"] == "decimal(12,6)"
-    result = {row["student_id"]: row["expected_coefficient"] for row in expected.collect()}
+    frame = with_imputed_education(students, fits, {"pro": pro_model}, features, scoring_rules.score_type)
+    assert dict(frame.dtypes)["c_father_education_imputed"] == "decimal(12,6)"
+    assert frame.columns == [*students.columns, "c_father_education_imputed", "c_mother_education_imputed"]
+    result = {
+        row["student_id"]: (row["c_father_education_imputed"], row["c_mother_education_imputed"])
+        for row in frame.collect()
+    }
     assert result == {
-        "a": Decimal("0.40"),
-        "b": Decimal("0.505"),  # (-0.22 + 1.23) / 2
-        "c": Decimal("0.475"),  # (-0.33 + 1.28) / 2
-        "d": Decimal("-0.3075"),  # 0.25 * -0.33 + 0.75 * -0.30
+        "a": (Decimal("0.40"), None),
+        "b": (Decimal("0.505"), Decimal("0.475")),  # (-0.22 + 1.23) / 2 and (-0.33 + 1.28) / 2
+        "d": (None, Decimal("-0.3075")),  # 0.25 * -0.33 + 0.75 * -0.30
+        "e": (None, None),  # a computed student imputes nothing
+        "f": (Decimal("-0.22"), None),  # certainly basis
     }
 
 

@@ -119,6 +119,10 @@ def test_scoring_rules(config):
     [
         (lambda raw: raw["donors"]["parent_not_in_register"].append(["postcode"]), "donors.parent_not_in_register"),
         (lambda raw: raw["education_imputation"].update(features=["shoe_size"]), "education_imputation.features"),
+        (
+            lambda raw: raw["education_imputation"].update(elastic_net_param=0.5),
+            "education_imputation.elastic_net_param",
+        ),
         (lambda raw: raw.pop("wsnp_window_months"), "wsnp_window_months"),
         (lambda raw: raw.update(missing_mother_duration="forever"), "missing_mother_duration"),
         (lambda raw: raw.update(score_decimals=True), "score_decimals"),

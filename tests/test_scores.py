@@ -362,25 +362,19 @@ def test_coefficient_lookups_are_broadcast_joins(spark, config, scoring_rules, p
             T.StructField(name, T.IntegerType() if name == "year" else T.StringType())
             for name in ("year", "model", "student_id", "track", "score_source", *characteristics)
         ]
-    )
-    students = literal_frame(
-        spark, [(YEAR, "pro", "s", "pro", "imputed_education", *characteristics.values())], student_schema
-    )
-    imputed_schema = T.StructType(
-        [
-            T.StructField("year", T.IntegerType()),
-            T.StructField("model", T.StringType()),
-            T.StructField("student_id", T.StringType()),
-        ]
         + [T.StructField(f"c_{role}_education_imputed", score_type) for role in ("father", "mother")]
     )
-    imputed = literal_frame(spark, [(YEAR, "pro", "s", None, Decimal("0.125"))], imputed_schema)
+    students = literal_frame(
+        spark,
+        [(YEAR, "pro", "s", "pro", "imputed_education", *characteristics.values(), None, Decimal("0.125"))],
+        student_schema,
+    )
 
     def per_model(lookup) -> DataFrame:
         frames = [lookup(spark, model, score_type).withColumn("model", F.lit(model.name)) for model in models]
         return frames[0].unionByName(frames[1])
 
-    frame = with_coefficients(students, per_model(coefficient_lookup), per_model(start_lookup), imputed)
+    frame = with_coefficients(students, per_model(coefficient_lookup), per_model(start_lookup))
     row = frame.first()
     assert row["c_father_education"] == pro_model.coefficients["father_education"]["mbo4"]
     assert row["c_origin_group"] == pro_model.coefficients["origin_group"]["turkey"]

@@ -1,0 +1,34 @@
+"""Compare the published tables of two output roots row for row, e.g. the outputs of two
+code versions on the same input (docs/benchmarks.md, "Same results"). Exit code 0 when
+every table is equal, 1 when one differs or exists on one side only.
+
+    python jobs/compare_outputs.py LEFT_OUTPUT RIGHT_OUTPUT [--config conf]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from lib.comparison import compare_outputs
+from lib.runtime import build_session, configure_logging, load_config
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("left", help="an output root (restricted/ and export/ Delta tables)")
+    parser.add_argument("right", help="the output root to compare it with")
+    parser.add_argument("--config", help="config directory (default: the project's conf/)")
+    args = parser.parse_args(argv)
+    configure_logging()
+    spark = build_session(load_config(args.config), "onderwijsscore-compare")
+    try:
+        results = compare_outputs(spark, Path(args.left), Path(args.right))
+    finally:
+        spark.stop()
+    for result in results:
+        print(result)
+    return 0 if results and all(result.equal for result in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
