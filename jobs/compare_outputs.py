@@ -2,7 +2,7 @@
 code versions on the same input (docs/benchmarks.md, "Same results"). Exit code 0 when
 every table is equal, 1 when one differs or exists on one side only.
 
-    python jobs/compare_outputs.py LEFT_OUTPUT RIGHT_OUTPUT [--config conf]
+    python jobs/compare_outputs.py LEFT_OUTPUT RIGHT_OUTPUT [--ignore export/cutoffs:cutoff_approx,...]
 """
 
 import argparse
@@ -18,11 +18,19 @@ def main(argv=None) -> int:
     parser.add_argument("left", help="an output root (restricted/ and export/ Delta tables)")
     parser.add_argument("right", help="the output root to compare it with")
     parser.add_argument("--config", help="config directory (default: the project's conf/)")
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="TABLE:COLUMNS",
+        help="leave comma-separated columns of a table (zone/table) out of the comparison (repeatable)",
+    )
     args = parser.parse_args(argv)
+    ignored = {table: tuple(columns.split(",")) for table, columns in (item.split(":", 1) for item in args.ignore)}
     configure_logging()
     spark = build_session(load_config(args.config), "onderwijsscore-compare")
     try:
-        results = compare_outputs(spark, Path(args.left), Path(args.right))
+        results = compare_outputs(spark, Path(args.left), Path(args.right), ignored)
     finally:
         spark.stop()
     for result in results:

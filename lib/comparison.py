@@ -26,6 +26,7 @@ class TableComparison:
     rows: tuple[int | None, int | None]  # rows left and right (None: no such table)
     only_left: int  # rows of the left table that the right one lacks (counting duplicates)
     only_right: int
+    ignored: tuple[str, ...] = ()  # columns left out
 
     @property
     def equal(self) -> bool:
@@ -33,7 +34,8 @@ class TableComparison:
 
     def __str__(self) -> str:
         verdict = "equal" if self.equal else f"DIFFERENT: {self.only_left} rows only left, {self.only_right} only right"
-        return f"{self.table}: {self.rows[0]} / {self.rows[1]} rows, {verdict}"
+        without = f" (without {', '.join(self.ignored)})" if self.ignored else ""
+        return f"{self.table}: {self.rows[0]} / {self.rows[1]} rows, {verdict}{without}"
 
 
 def delta_tables(root: Path) -> set[str]:
@@ -41,8 +43,11 @@ def delta_tables(root: Path) -> set[str]:
     return {str(log.parent.relative_to(root)) for log in root.glob("*/*/_delta_log")}
 
 
-def compare_outputs(spark: SparkSession, left: Path, right: Path) -> list[TableComparison]:
-    """Every table of either root, compared; sorted by table."""
+def compare_outputs(
+    spark: SparkSession, left: Path, right: Path, ignored: dict[str, tuple[str, ...]] | None = None
+) -> list[TableComparison]:
+    """Every table of either root, compared; sorted by table. `ignored` leaves columns of a
+    table out of the comparison (`zone/table` -> columns)."""
     tables = (delta_tables(left) | delta_tables(right)) - set(RUN_SPECIFIC_TABLES)
     results = []
     for table in sorted(tables):
@@ -54,13 +59,17 @@ def compare_outputs(spark: SparkSession, left: Path, right: Path) -> list[TableC
             )
         if None in frames:
             rows = tuple(None if frame is None else frame.count() for frame in frames)
-            results.append(TableComparison(table, rows, 0, 0))
+            results.append(TableComparison(table, rows, 0, 0, (ignored or {}).get(table, ())))
             continue
         one, other = frames
         other = other.select(*one.columns)
         results.append(
             TableComparison(
-                table, (one.count(), other.count()), one.exceptAll(other).count(), other.exceptAll(one).count()
+                table,
+                (one.count(), other.count()),
+                one.exceptAll(other).count(),
+                other.exceptAll(one).count(),
+                (ignored or {}).get(table, ()),
             )
         )
     return results

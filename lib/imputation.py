@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from itertools import product
+from functools import reduce
+from operator import add
 
 import numpy as np
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -30,7 +32,7 @@ from lib.contract import EDUCATION_LEVELS, ORIGIN_GROUPS
 from lib.errors import PipelineError
 from lib.logistic import MultinomialFit, fit_multinomial, probabilities
 from lib.models import ScoreModel, literal_frame
-from lib.runtime import materialize, stage
+from lib.runtime import stage
 
 PARENT_ROLES = ("father", "mother")
 EDUCATION_CHARACTERISTICS = tuple(f"{role}_education" for role in PARENT_ROLES)
@@ -48,8 +50,7 @@ DONOR_MATCH_COLUMNS = {
 # Keys a recipient may not know (no origin group, parent not in the register, unknown
 # education): an unknown recipient value matches every donor.
 _KEYS_UNKNOWN_MATCHES_ANY = ("origin_group", "father_education", "mother_education")
-_ANY = "*"  # a recipient's unknown value
-_NO_VALUE = "?"  # a donor's unknown value: matched only by _ANY
+_NO_VALUE = "?"  # a donor's unknown value: no recipient's known value equals it
 
 _HELD_OUT_BUCKETS = 10_000
 _MIN_PROBABILITY = 1e-15  # log-loss clipping, so one confident miss does not make it infinite
@@ -79,31 +80,65 @@ class EducationModelSettings:
 Field = Callable[[str], Column]
 
 
-def _one_hot(value: Column, categories: tuple[str, ...]) -> list[Column]:
-    """One 0/1 value per category and one for unknown (null)."""
-    return [F.coalesce((value == c).cast("double"), F.lit(0.0)) for c in categories] + [value.isNull().cast("double")]
+@dataclass(frozen=True)
+class Feature:
+    """A configurable feature: the record fields it reads and its slots in the feature vector
+    (in the order of Spark ML's VectorAssembler of earlier versions): numbers, or a category
+    one-hot encoded with one slot per category and one for unknown (null)."""
+
+    fields: tuple[str, ...]
+    numbers: Callable[[Field], list[Column]] | None = None
+    category: Callable[[Field], Column] | None = None
+    categories: tuple[str, ...] = ()
+
+    def width(self) -> int:
+        return len(self.categories) + 1 if self.category else len(self.numbers(F.col))
+
+    def values(self, field: Field) -> list[Column]:
+        if self.category is None:
+            return self.numbers(field)
+        value = self.category(field)
+        return [F.coalesce((value == c).cast("double"), F.lit(0.0)) for c in self.categories] + [
+            value.isNull().cast("double")
+        ]
+
+    def slot(self, field: Field) -> Column:
+        """A category's slot in its one-hot block (null: a value outside the categories)."""
+        value = self.category(field)
+        position = F.array_position(F.array(*[F.lit(c) for c in self.categories]), value).cast("int")
+        return F.when(value.isNull(), F.lit(len(self.categories))).when(position > 0, position - 1)
+
+    def terms(self, field: Field, slot: Column, weights: Column, offset: int) -> list[Column]:
+        """The slots' w_j · x_j (weights: array<double>), for a dot product in slot order. A
+        one-hot block gives only its one slot set to 1 (w_j · 1 = w_j, with `slot` from
+        `self.slot`); the zero slots change no sum."""
+        if self.category is None:
+            return [F.get(weights, offset + j) * x for j, x in enumerate(self.numbers(field))]
+        return [F.coalesce(F.get(weights, slot + offset), F.lit(0.0))]
 
 
-# Each configurable feature: the record fields it reads, and the numbers it adds to the
-# feature vector (in Spark ML's VectorAssembler order of earlier versions).
-FEATURES: dict[str, tuple[tuple[str, ...], Callable[[Field], list[Column]]]] = {
-    "income_percentile": (
+FEATURES: dict[str, Feature] = {
+    "income_percentile": Feature(
         ("income_percentile",),
         lambda r: [
             F.coalesce(r("income_percentile"), F.lit(0)).cast("double"),
             r("income_percentile").isNull().cast("double"),
         ],
     ),
-    "age": (("year", "birth_year"), lambda r: [(r("year") - r("birth_year")).cast("double")]),
-    "sex": (("characteristic",), lambda r: [r("characteristic").isin("mother_education").cast("double")]),
-    "partner_education": (("partner_education",), lambda r: _one_hot(r("partner_education"), EDUCATION_LEVELS)),
-    "child_origin_group": (("child_origin_group",), lambda r: _one_hot(r("child_origin_group"), ORIGIN_GROUPS)),
+    "age": Feature(("year", "birth_year"), lambda r: [(r("year") - r("birth_year")).cast("double")]),
+    "sex": Feature(("characteristic",), lambda r: [r("characteristic").isin("mother_education").cast("double")]),
+    "partner_education": Feature(
+        ("partner_education",), category=lambda r: r("partner_education"), categories=EDUCATION_LEVELS
+    ),
+    "child_origin_group": Feature(
+        ("child_origin_group",), category=lambda r: r("child_origin_group"), categories=ORIGIN_GROUPS
+    ),
 }
 
 
-def feature_vector(features: tuple[str, ...], field: Field = F.col) -> Column:
+def feature_vector(features: tuple[str, ...]) -> Column:
     """The configured features of a parent record as one array<double>."""
-    return F.array(*[value for name in features for value in FEATURES[name][1](field)])
+    return F.array(*[value for name in features for value in FEATURES[name].values(F.col)])
 
 
 def parent_records(students: DataFrame) -> DataFrame:
@@ -153,7 +188,7 @@ def education_counts(students: DataFrame, settings: EducationModelSettings, seed
     bucket = F.pmod(F.xxhash64(F.lit(seed), F.col("parent_id")), F.lit(_HELD_OUT_BUCKETS))
     held_out = F.when(known, bucket < F.lit(int(settings.held_out_fraction * _HELD_OUT_BUCKETS)))
     label = F.array_position(F.array(*[F.lit(level) for level in EDUCATION_LEVELS]), F.col("education")) - 1
-    inputs = sorted({field for name in settings.features for field in FEATURES[name][0]} - {"year"})
+    inputs = sorted({field for name in settings.features for field in FEATURES[name].fields} - {"year"})
     return (
         records.where(known | to_impute)
         .groupBy("model", "year", held_out.alias("held_out"), F.when(known, label).cast("int").alias("label"), *inputs)
@@ -173,11 +208,10 @@ class EducationFit:
 
 
 def fit_education_models(
-    counts: DataFrame, settings: EducationModelSettings, groups: list[tuple[str, int]]
+    table: pa.Table, settings: EducationModelSettings, groups: list[tuple[str, int]]
 ) -> list[EducationFit]:
-    """Fit every (model, year) group of `education_counts` on the driver: groups without a
-    parent to impute fit no model. The count table is collected once (Arrow)."""
-    table = counts.toArrow()
+    """Fit every (model, year) group of the collected `education_counts` on the driver
+    (no Spark job): groups without a parent to impute fit no model."""
     models = np.array(table.column("model").to_pylist(), dtype=object)
     years = table.column("year").to_numpy(zero_copy_only=False)
     held_out = np.array(table.column("held_out").to_pylist(), dtype=object)
@@ -270,8 +304,8 @@ def with_imputed_education(
 ) -> DataFrame:
     """`students` plus `c_father_education_imputed` and `c_mother_education_imputed`: for a
     path-4 student's parent with unknown education, the expected coefficient
-    `sum_k P(level k) * c_k` as a `score_type` decimal; else null. The fitted parameters and the models'
-    level coefficients are one broadcast row per (model, year)."""
+    `sum_k P(level k) * c_k` as a `score_type` decimal; else null. The fitted parameters and
+    the models' level coefficients are one broadcast row per (model, year)."""
     rows = [
         (
             fitted.model,
@@ -288,6 +322,7 @@ def with_imputed_education(
     ]
     parameters = literal_frame(students.sparkSession, rows, _PARAMETERS)
     frame = students.join(F.broadcast(parameters), ["model", "year"], "left")
+    levels = range(len(EDUCATION_LEVELS))
     for role, partner in (PARENT_ROLES, PARENT_ROLES[::-1]):
         fields = {
             "year": F.col("year"),
@@ -298,134 +333,160 @@ def with_imputed_education(
             "child_origin_group": F.col("origin_group_observed"),
         }
         imputed = (F.col("score_source") == EDUCATION_SOURCE) & F.col(f"{role}_education_observed").isNull()
-        x = feature_vector(features, fields.__getitem__)
-        # Step by step, so each array is computed once per row.
-        frame = (
-            frame.withColumn("_margins", F.when(imputed, _margins(x)))
-            .withColumn("_exponentials", _shifted_exponentials(F.col("_margins")))
-            .withColumn(
-                f"c_{role}_education_imputed",
-                _expected(F.col("_exponentials"), F.col(f"{role}_education_levels")).cast(score_type),
-            )
-        )
+        # Plain arithmetic, column by column (compiled, each value computed once per row); a
+        # level beyond the fitted ones is null throughout and counts 0.
+        categorical = [name for name in features if FEATURES[name].category is not None]
+        frame = frame.withColumns({f"_slot_{name}": FEATURES[name].slot(fields.__getitem__) for name in categorical})
+        frame = frame.withColumns({f"_m{k}": F.when(imputed, _margin(k, features, fields)) for k in levels})
+        frame = frame.withColumns(_shifted_exponentials([F.col(f"_m{k}") for k in levels]))
+        expected = _expected([F.col(f"_e{k}") for k in levels], F.col(f"{role}_education_levels"))
+        frame = frame.withColumn(f"c_{role}_education_imputed", F.when(imputed, expected).cast(score_type))
     return frame.select(*students.columns, *[f"c_{role}_education_imputed" for role in PARENT_ROLES])
 
 
-def _sum(values: Column, start: Column) -> Column:
-    return F.aggregate(values, start, lambda total, value: total + value)
+def _margin(level: int, features: tuple[str, ...], fields: dict[str, Column]) -> Column:
+    """b_k + sum_j w_kj x_j, added up in j order from b_k, as BLAS gemv does for Spark ML's margins."""
+    weights = F.get(F.col("weights"), level)
+    terms, offset = [], 0
+    for name in features:
+        feature = FEATURES[name]
+        terms += feature.terms(fields.__getitem__, F.col(f"_slot_{name}"), weights, offset)
+        offset += feature.width()
+    return reduce(add, terms, F.get(F.col("intercepts"), level))
 
 
-def _margins(x: Column) -> Column:
-    """Per level k: b_k + sum_j w_kj x_j, added up in j order from b_k (as BLAS gemv does
-    for Spark ML's margins)."""
-    return F.zip_with("weights", "intercepts", lambda w, b: _sum(F.zip_with(w, x, lambda w_j, x_j: w_j * x_j), b))
-
-
-def _shifted_exponentials(margins: Column) -> Column:
-    """exp(m_k − max m) when the largest margin is positive, else exp(m_k); an infinite margin
-    (a model fitted on one level) takes all the mass (Spark ML's softmax)."""
-    top = F.array_max(margins)
+def _shifted_exponentials(margins: list[Column]) -> dict[str, Column]:
+    """`_e<k>` = exp(m_k − max m) when the largest margin is positive, else exp(m_k); an
+    infinite margin (a model fitted on one level) takes all the mass (Spark ML's softmax)."""
+    top = F.greatest(*margins)
     shift = F.when(top > 0, top).otherwise(F.lit(0.0))
     infinite = F.lit(float("inf"))
-    return F.when(top == infinite, F.transform(margins, lambda m: (m == infinite).cast("double"))).otherwise(
-        F.transform(margins, lambda m: F.exp(m - shift))
+    return {
+        f"_e{k}": F.when(top == infinite, (m == infinite).cast("double")).otherwise(F.exp(m - shift))
+        for k, m in enumerate(margins)
+    }
+
+
+def _expected(exponentials: list[Column], level_coefficients: Column) -> Column:
+    """sum_k P_k c_k with P_k = e_k · (1 / sum e), each sum from 0 in level order; levels the
+    model never saw count 0."""
+    scale = F.lit(1.0) / reduce(add, [F.coalesce(e, F.lit(0.0)) for e in exponentials], F.lit(0.0))
+    terms = [F.coalesce(e * scale, F.lit(0.0)) * F.get(level_coefficients, k) for k, e in enumerate(exponentials)]
+    return reduce(add, terms, F.lit(0.0))
+
+
+DonorLevels = dict[str, tuple[tuple[str, ...], ...]]  # score_source -> match-key levels, preferred first
+_ENTRY_KEYS = ["year", "model", "source", "level", "mask", "match_key"]
+_ENTRIES = T.ArrayType(
+    T.StructType(
+        [
+            T.StructField("source", T.StringType()),
+            T.StructField("level", T.IntegerType()),
+            T.StructField("mask", T.IntegerType()),
+            T.StructField("match_key", T.ArrayType(T.StringType())),
+        ]
     )
+)
 
 
-def _expected(exponentials: Column, level_coefficients: Column) -> Column:
-    """sum_k P_k c_k with P_k = e_k · (1 / sum e); levels the model never saw count 0."""
-    scale = F.lit(1.0) / _sum(exponentials, F.lit(0.0))
-    terms = F.zip_with(exponentials, level_coefficients, lambda e, c: F.coalesce(e * scale, F.lit(0.0)) * c)
-    return _sum(terms, F.lit(0.0))
-
-
-def _key_value(key: str, unknown: str) -> Column:
-    column = F.col(DONOR_MATCH_COLUMNS[key])
-    return F.coalesce(column, F.lit(unknown)) if key in _KEYS_UNKNOWN_MATCHES_ANY else column
-
-
-def _level_entry(source: str, level: int, values: tuple[Column, ...]) -> Column:
-    """One level of one path: its number and its key values as one array, the equi-join key."""
+def _entry(source: str, level: int, mask: Column, match_key: Column) -> Column:
+    """One (path, level) entry: `mask` says which keys a recipient may not know it does know
+    (bit i: the level's i-th such key), `match_key` the values of the keys compared."""
     return F.struct(
         F.lit(source).alias("source"),
         F.lit(level).alias("level"),
-        F.array(*values).cast("array<string>").alias("match_key"),
+        mask.alias("mask"),
+        match_key.cast("array<string>").alias("match_key"),
     )
 
 
-def _donor_entries(levels_by_source: dict[str, tuple[tuple[str, ...], ...]]) -> Column:
-    """A donor's entries for every level of every path. A key that a recipient may not know
-    gets an extra entry with _ANY in its place, so that "an unknown value matches every
-    donor" stays an equi-join."""
-    entries = []
-    for source, levels in levels_by_source.items():
-        for number, keys in enumerate(levels):
-            choices = [
-                (_key_value(key, _NO_VALUE), *([F.lit(_ANY)] if key in _KEYS_UNKNOWN_MATCHES_ANY else []))
-                for key in keys
-            ]
-            entries += [_level_entry(source, number, values) for values in product(*choices)]
-    return F.array(*entries)
+def _unknowable(keys: tuple[str, ...]) -> list[str]:
+    return [key for key in keys if key in _KEYS_UNKNOWN_MATCHES_ANY]
 
 
-def _recipient_entries(levels_by_source: dict[str, tuple[tuple[str, ...], ...]]) -> Column:
-    """A recipient's entries for the levels of its own path; an unknown value is _ANY."""
+def _recipient_entries(levels_by_source: DonorLevels) -> Column:
+    """A recipient's entries for the levels of its own path. An unknown value (null) is left
+    out of the compared keys, so it matches every donor: the equi-join stays exact."""
+
+    def entry(source: str, number: int, keys: tuple[str, ...]) -> Column:
+        known = [
+            F.col(DONOR_MATCH_COLUMNS[key]).isNotNull().cast("int") * (2**i) for i, key in enumerate(_unknowable(keys))
+        ]
+        values = F.array_compact(F.array(*[F.col(DONOR_MATCH_COLUMNS[key]) for key in keys]))
+        return _entry(source, number, reduce(add, known, F.lit(0)), values)
+
     return F.coalesce(
         *[
             F.when(
                 F.col("score_source") == source,
-                F.array(
-                    *[
-                        _level_entry(source, number, tuple(_key_value(key, _ANY) for key in keys))
-                        for number, keys in enumerate(levels)
-                    ]
-                ),
+                F.array(*[entry(source, number, keys) for number, keys in enumerate(levels)]),
             )
             for source, levels in levels_by_source.items()
         ]
     )
 
 
-def donor_scores(students: DataFrame, levels_by_source: dict[str, tuple[tuple[str, ...], ...]], seed: int) -> DataFrame:
+def _donor_entries(levels_by_source: DonorLevels, combinations: list[tuple[str, int, int]]) -> Column:
+    """A donor's entries for the (path, level, mask) combinations recipients use: the values of
+    the keys the mask keeps, a donor's unknown value as _NO_VALUE (it matches no recipient)."""
+    entries = []
+    for source, number, mask in combinations:
+        keys = levels_by_source[source][number]
+        unknowable = _unknowable(keys)
+        kept = [key for key in keys if key not in unknowable or mask & 2 ** unknowable.index(key)]
+        values = [
+            F.coalesce(F.col(DONOR_MATCH_COLUMNS[key]), F.lit(_NO_VALUE))
+            if key in unknowable
+            else F.col(DONOR_MATCH_COLUMNS[key])
+            for key in kept
+        ]
+        entries.append(_entry(source, number, F.lit(mask), F.array(*values)))
+    return F.array(*entries) if entries else F.array().cast(_ENTRIES)
+
+
+def donor_scores(students: DataFrame, levels_by_source: DonorLevels, seed: int) -> DataFrame:
     """(year, model, student_id, donor_score) for the recipients of each donor path.
 
     `levels_by_source` maps a score_source to its levels of match keys, preferred first.
     Donors are the students on paths 4 and 5 of the same year and model. A recipient takes a donor
     from the first level that has one; there the candidate with the smallest hash of (seed,
     recipient id, donor id) wins (ties: the smaller donor id), an aggregate rather than a
-    ranking. All levels are matched in one pass: a level is a number and its key values one
-    array column. Donor ids never leave this function; a recipient without a candidate at
-    any level (no donor at all in its year and model) gets no row.
+    ranking. A level is a number and its key values one array column, so all levels are
+    matched in one equi-join. Donors are expanded only into the entries that recipients ask
+    for (twice: to find each recipient's first level, then its candidates there); donor ids
+    never leave this function. A recipient without a candidate at any level (no donor at all
+    in its year and model) gets no row.
     """
-    recipient_keys = students.where(F.col("score_source").isin(*levels_by_source)).select(
+    recipients = students.where(F.col("score_source").isin(*levels_by_source)).select(
         "year", "model", "student_id", F.inline(_recipient_entries(levels_by_source))
     )
-    level_columns = ["year", "model", "source", "level", "match_key"]
-    # Recipients are a few percent of the students: only donor entries some recipient asks
-    # for go on to the joins (a broadcast filter instead of shuffling every donor entry),
-    # built once for both joins.
-    donor_keys = materialize(
-        students.where(F.col("score_source").isin(*DONOR_SOURCES))
-        .select(
+    donors = students.where(F.col("score_source").isin(*DONOR_SOURCES))
+
+    def donor_entries(asked: DataFrame) -> DataFrame:
+        """The donors' entries that some entry of `asked` matches (a broadcast filter)."""
+        combinations = sorted(tuple(row) for row in asked.select("source", "level", "mask").distinct().collect())
+        return donors.select(
             "year",
             "model",
             F.col("student_id").alias("donor_id"),
             F.col("score").alias("donor_score"),
-            F.inline(_donor_entries(levels_by_source)),
-        )
-        .join(F.broadcast(recipient_keys.select(*level_columns).distinct()), level_columns, "left_semi")
-    )
+            F.inline(_donor_entries(levels_by_source, combinations)),
+        ).join(F.broadcast(asked.select(*_ENTRY_KEYS).distinct()), _ENTRY_KEYS, "left_semi")
+
     first_level = (
-        recipient_keys.join(donor_keys.select(*level_columns).distinct(), level_columns)
+        recipients.join(donor_entries(recipients).select(*_ENTRY_KEYS).distinct(), _ENTRY_KEYS)
         .groupBy("year", "model", "student_id")
         .agg(F.min("level").alias("level"))
     )
+    chosen = recipients.join(first_level, ["year", "model", "student_id", "level"])
     preference = F.struct(
         F.xxhash64(F.lit(seed), F.col("student_id"), F.col("donor_id")).alias("hash"), "donor_id", "donor_score"
     )
+    # A key of a national level can have many thousands of donors: the few recipients are
+    # hashed and the donors streamed past them, so no donor group is buffered or sorted.
     return (
-        recipient_keys.join(first_level, ["year", "model", "student_id", "level"])
-        .join(donor_keys, level_columns)
+        donor_entries(chosen)
+        .join(chosen.hint("shuffle_hash"), _ENTRY_KEYS)
         .groupBy("year", "model", "student_id")
         .agg(F.min(preference).alias("chosen"))
         .select("year", "model", "student_id", F.col("chosen.donor_score").alias("donor_score"))

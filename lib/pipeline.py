@@ -11,6 +11,7 @@ end, duration and row counts (never ids). The run is recorded in `export/runs`.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,11 +26,12 @@ from lib.budgets import BudgetRules, lwoo_budgets, pro_amounts, pro_board_amount
 from lib.cutoffs import ScenarioGrid, scenario_cutoffs
 from lib.disclosure import DisclosureRules, suppress
 from lib.errors import PipelineError, describe
+from lib.imputation import education_counts
 from lib.models import load_model
 from lib.quality import QualityRules, check_inputs, check_outputs, raise_if_failed
 from lib.run_record import RunRecord, input_fingerprint
 from lib.runtime import Config, materialize, releasing, stage
-from lib.scores import load_scoring_rules, score_facts, student_facts
+from lib.scores import fit_education, fit_metrics, load_scoring_rules, score_facts, student_facts
 
 log = logging.getLogger("onderwijsscore")
 
@@ -128,15 +130,22 @@ def compute(
 
     with stage("register facts"):
         facts = materialize(student_facts(frames, models, scoring_rules, years))
-    with stage("input gates"):
-        input_report = check_inputs(frames, facts, quality_rules, years)
-        record.data_quality = input_report.to_dict()
-        raise_if_failed(input_report)
-    with stage("populations") as counts:
-        counts.update(_population_sizes(facts, models, years))
-        record.row_counts.update({f"population.{key}": n for key, n in counts.items()})
-    scored, fit = score_facts(facts, models, scoring_rules, years, settings.seed)
-    record.model_fit.update(fit)
+    with stage("education count table") as counts:
+        education = education_counts(facts, scoring_rules.education_model, settings.seed).toArrow()
+        counts["rows"] = education.num_rows
+    # The fits are driver work: they run while Spark checks the input.
+    with ThreadPoolExecutor(max_workers=1) as driver:
+        fitting = driver.submit(fit_education, education, models, scoring_rules, years)
+        with stage("input gates"):
+            input_report = check_inputs(frames, facts, quality_rules, years)
+            record.data_quality = input_report.to_dict()
+            raise_if_failed(input_report)
+        with stage("populations") as counts:
+            counts.update(_population_sizes(facts, models, years))
+            record.row_counts.update({f"population.{key}": n for key, n in counts.items()})
+        fits = fitting.result()
+    record.model_fit.update(fit_metrics(fits))
+    scored = score_facts(facts, fits, models, scoring_rules, settings.seed)
     with stage("assign SWVs"):
         students = materialize(
             scored.transform(

@@ -23,9 +23,10 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
-from operator import add
+from operator import add, or_
 from typing import Any
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -193,19 +194,21 @@ def family_members(students: DataFrame, parents: DataFrame) -> DataFrame:
 
 
 def with_register_data(
-    members: DataFrame, inputs: dict[str, DataFrame], models: list[ScoreModel], rules: ScoringRules
+    members: DataFrame, inputs: dict[str, DataFrame], models: list[ScoreModel], rules: ScoringRules, years: list[int]
 ) -> DataFrame:
-    """Each member's register data on the teldatum.
+    """Each member's register data on the teldatum of its year (one of `years`), one row per member.
 
     Adds `in_register` (in `persons`), `birth_year`, `origin_group`, `education` (null =
     unknown or not in the register; codes outside the categories recoded by the education
     mapping of the member's `model`), `income_percentile`, `duration_class`, `in_asylum_period`
     (registered on or after the configured date and on or before the teldatum) and
-    `in_wsnp_window` (a WSNP period overlapping [teldatum - window, teldatum], both ends
-    included, a null end date ongoing). A member with several WSNP periods gets one row
-    per period; `per_student` aggregates them away.
+    `in_wsnp_window` (one of the member's WSNP periods overlaps [teldatum - window,
+    teldatum], both ends included, a null end date ongoing).
     """
     persons = inputs["persons"].select("person_id", F.lit(True).alias("in_register"), "birth_year", "origin_group")
+    # A person's WSNP periods as one array: a member keeps one row.
+    wsnp = inputs["wsnp"].groupBy("person_id").agg(F.collect_list(F.struct("start_date", "end_date")).alias("periods"))
+    in_years = F.col("year").isin(*years)
     in_register = F.coalesce(F.col("in_register"), F.lit(False))
     level = F.col("education_level")
     first, *rest = models
@@ -213,29 +216,37 @@ def with_register_data(
     for model in rest:
         mapped = mapped.when(F.col("model") == model.name, _education_mapping(model)[level])
     window_start = F.add_months(F.col("teldatum"), -rules.wsnp_window_months)
-    return (
-        members.join(persons, "person_id", "left")
-        .join(inputs["asylum"], "person_id", "left")
-        .join(inputs["wsnp"], "person_id", "left")
-        .join(inputs["education"], ["year", "person_id"], "left")
-        .join(inputs["income"], ["year", "person_id"], "left")
-        .join(inputs["residence_duration"], ["year", "person_id"], "left")
-        .select(
-            *members.columns,
-            in_register.alias("in_register"),
-            "birth_year",
-            "origin_group",
-            F.when(in_register, F.coalesce(mapped, level)).alias("education"),
-            "income_percentile",
-            "duration_class",
-            F.col("registration_date")
-            .between(F.lit(rules.asylum_min_registration_date), F.col("teldatum"))
-            .alias("in_asylum_period"),
-            (
-                (F.col("start_date") <= F.col("teldatum"))
-                & (F.col("end_date").isNull() | (F.col("end_date") >= window_start))
-            ).alias("in_wsnp_window"),
-        )
+    overlapping = F.exists(
+        F.col("periods"),
+        lambda period: (
+            (period["start_date"] <= F.col("teldatum"))
+            & (period["end_date"].isNull() | (period["end_date"] >= window_start))
+        ),
+    )
+    # The members (a few per student) are the smaller side of each register join: hashing
+    # them and streaming the register tables sorts neither.
+    joined = members
+    for table, keys in (
+        (persons, ["person_id"]),
+        (inputs["asylum"], ["person_id"]),
+        (wsnp, ["person_id"]),
+        (inputs["education"].where(in_years), ["year", "person_id"]),
+        (inputs["income"].where(in_years), ["year", "person_id"]),
+        (inputs["residence_duration"].where(in_years), ["year", "person_id"]),
+    ):
+        joined = joined.hint("shuffle_hash").join(table, keys, "left")
+    return joined.select(
+        *members.columns,
+        in_register.alias("in_register"),
+        "birth_year",
+        "origin_group",
+        F.when(in_register, F.coalesce(mapped, level)).alias("education"),
+        "income_percentile",
+        "duration_class",
+        F.col("registration_date")
+        .between(F.lit(rules.asylum_min_registration_date), F.col("teldatum"))
+        .alias("in_asylum_period"),
+        F.coalesce(overlapping, F.lit(False)).alias("in_wsnp_window"),
     )
 
 
@@ -247,49 +258,58 @@ def _education_mapping(model: ScoreModel) -> Column:
 def per_student(members: DataFrame, missing_mother_duration: str) -> DataFrame:
     """Back to one row per student, each member's data in `<role>_...` columns.
 
-    A role's rows differ only in their WSNP period, so `max` picks its value, and for a
-    flag any true row wins. A registered mother without a duration row gets
+    The members are gathered per student as one list (a hash aggregation) and each role's
+    row picked from it. A registered mother without a duration row gets
     `missing_mother_duration`; WSNP counts either parent.
     """
+    fields = ["person_id", "in_register", "birth_year", "origin_group", "education", "income_percentile"]
+    fields += ["duration_class", "in_asylum_period", "in_wsnp_window"]
+    keys = ["year", "model", "student_id"]
+    roles = ("student", *PARENT_ROLES)
+    gathered = (
+        members.groupBy(*keys)
+        .agg(F.collect_list(F.struct("role", *fields)).alias("_members"))
+        .select(
+            *keys,
+            *[_member(role).alias(f"_{role}") for role in roles],
+        )
+    )
 
-    def of(roles: tuple[str, ...], column: str) -> Column:
-        return F.max(F.when(F.col("role").isin(*roles), F.col(column)))
+    def of(role: str, field: str) -> Column:
+        return F.col(f"_{role}")[field]
 
-    def flag(roles: tuple[str, ...], column: str) -> Column:
-        return F.coalesce(of(roles, column), F.lit(False))
+    def flag(role: str, field: str) -> Column:
+        return F.coalesce(of(role, field), F.lit(False))
 
     parent_columns = [
         column
         for role in PARENT_ROLES
         for column in (
-            of((role,), "person_id").alias(f"{role}_id"),
-            flag((role,), "in_register").alias(f"{role}_in_register"),
-            of((role,), "birth_year").alias(f"{role}_birth_year"),
-            of((role,), "education").alias(f"{role}_education_observed"),
-            of((role,), "income_percentile").alias(f"{role}_income_percentile"),
+            of(role, "person_id").alias(f"{role}_id"),
+            flag(role, "in_register").alias(f"{role}_in_register"),
+            of(role, "birth_year").alias(f"{role}_birth_year"),
+            of(role, "education").alias(f"{role}_education_observed"),
+            of(role, "income_percentile").alias(f"{role}_income_percentile"),
         )
     ]
     no, yes = WSNP_CATEGORIES
-    return (
-        members.groupBy("year", "model", "student_id", "school_id", "track", "grade", "teldatum")
-        .agg(
-            flag(("student",), "in_register").alias("student_in_register"),
-            of(("student",), "origin_group").alias("origin_group_observed"),
-            flag(("student",), "in_asylum_period").alias("is_asylum"),
-            *parent_columns,
-            of(("mother",), "duration_class").alias("_duration"),
-            flag(PARENT_ROLES, "in_wsnp_window").alias("_in_wsnp"),
-        )
-        .withColumns(
-            {
-                "mother_duration_observed": F.when(
-                    F.col("mother_in_register"), F.coalesce(F.col("_duration"), F.lit(missing_mother_duration))
-                ),
-                "wsnp_observed": F.when(F.col("_in_wsnp"), F.lit(yes)).otherwise(F.lit(no)),
-            }
-        )
-        .drop("_duration", "_in_wsnp")
+    in_wsnp = reduce(or_, [flag(role, "in_wsnp_window") for role in PARENT_ROLES])
+    return gathered.select(
+        *keys,
+        flag("student", "in_register").alias("student_in_register"),
+        of("student", "origin_group").alias("origin_group_observed"),
+        flag("student", "in_asylum_period").alias("is_asylum"),
+        *parent_columns,
+        F.when(
+            F.col("mother_in_register"), F.coalesce(of("mother", "duration_class"), F.lit(missing_mother_duration))
+        ).alias("mother_duration_observed"),
+        F.when(in_wsnp, F.lit(yes)).otherwise(F.lit(no)).alias("wsnp_observed"),
     )
+
+
+def _member(role: str) -> Column:
+    """The gathered member of `role` (null when the student has none)."""
+    return F.get(F.filter("_members", lambda member: member["role"] == role), 0)
 
 
 def with_score_source(students: DataFrame) -> DataFrame:
@@ -314,14 +334,15 @@ def student_facts(
 ) -> DataFrame:
     """The populations with what the registers say about each student and its parents, and
     its path: every register table is joined once for all models."""
-    return (
-        select_populations(inputs["enrolment"], models, years)
-        .transform(with_teldatum, rules)
+    population = select_populations(inputs["enrolment"], models, years).transform(with_teldatum, rules)
+    # The members carry only their keys through the register joins; the rest is joined back.
+    registered = (
+        population.select("year", "model", "student_id", "teldatum")
         .transform(family_members, inputs["parents"])
-        .transform(with_register_data, inputs, models, rules)
+        .transform(with_register_data, inputs, models, rules, years)
         .transform(per_student, rules.missing_mother_duration)
-        .transform(with_score_source)
     )
+    return population.join(registered, ["year", "model", "student_id"], "left").transform(with_score_source)
 
 
 def with_categories(students: DataFrame) -> DataFrame:
@@ -377,20 +398,31 @@ def with_donor_scores(students: DataFrame, donated: DataFrame, donor_paths: tupl
 def score_students(
     inputs: dict[str, DataFrame], models: list[ScoreModel], rules: ScoringRules, years: list[int], seed: int
 ) -> tuple[DataFrame, dict[str, dict[int, dict[str, float | int | bool | None]]]]:
-    """`student_facts` and `score_facts` in one: the scores and fit metrics of `inputs`."""
-    return score_facts(materialize(student_facts(inputs, models, rules, years)), models, rules, years, seed)
+    """`student_facts`, `fit_education` and `score_facts` in one: the scores and fit metrics of `inputs`."""
+    facts = materialize(student_facts(inputs, models, rules, years))
+    fits = fit_education(education_counts(facts, rules.education_model, seed).toArrow(), models, rules, years)
+    return score_facts(facts, fits, models, rules, seed), fit_metrics(fits)
+
+
+def fit_education(
+    counts: pa.Table, models: list[ScoreModel], rules: ScoringRules, years: list[int]
+) -> list[EducationFit]:
+    """The education model of every (model, year), fitted on the driver from the collected
+    `imputation.education_counts` of the facts."""
+    with stage("education fits"):
+        groups = [(model.name, year) for model in models for year in years]
+        return fit_education_models(counts, rules.education_model, groups)
 
 
 def score_facts(
-    facts: DataFrame, models: list[ScoreModel], rules: ScoringRules, years: list[int], seed: int
-) -> tuple[DataFrame, dict[str, dict[int, dict[str, float | int | bool | None]]]]:
+    facts: DataFrame, fits: list[EducationFit], models: list[ScoreModel], rules: ScoringRules, seed: int
+) -> DataFrame:
     """Every population student of each model and year with score, score_source, categories
-    and coefficients (`OUTPUT_COLUMNS`), from its `student_facts`; and the education
-    model's fit metrics per model and year.
+    and coefficients (`OUTPUT_COLUMNS`), from its `student_facts` and the fitted education
+    models.
 
-    Computed now, as three logged stages: the education models (fitted on the driver from
-    one count table), the own scores (kept: the donor search reads them twice) and the
-    donor search (kept). The scores returned are lazy on top of the last two.
+    Computed now, as two logged stages: the own scores (kept: the donor search reads them
+    twice) and the donor search (kept). The scores returned are lazy on top of them.
     """
     spark = facts.sparkSession
     score_type = rules.score_type
@@ -399,26 +431,21 @@ def score_facts(
         frames = [lookup(spark, model, score_type).withColumn("model", F.lit(model.name)) for model in models]
         return reduce(DataFrame.unionByName, frames)
 
-    settings = rules.education_model
-    with stage("education fits"):
-        counts = education_counts(facts, settings, seed)
-        fits = fit_education_models(counts, settings, [(model.name, year) for model in models for year in years])
+    features = rules.education_model.features
     with stage("own scores"):
         own_scores = materialize(
-            facts.transform(
-                with_imputed_education, fits, {model.name: model for model in models}, settings.features, score_type
-            )
+            facts.transform(with_imputed_education, fits, {model.name: model for model in models}, features, score_type)
             .transform(with_categories)
             .transform(with_coefficients, per_model(coefficient_lookup), per_model(start_lookup))
             .transform(with_score, score_type)
         )
     with stage("donor search"):
         donated = materialize(donor_scores(own_scores, rules.donor_levels, seed))
-    scores = own_scores.transform(with_donor_scores, donated, tuple(rules.donor_levels)).select(*OUTPUT_COLUMNS)
-    return scores, _metrics_by_model(fits)
+    return own_scores.transform(with_donor_scores, donated, tuple(rules.donor_levels)).select(*OUTPUT_COLUMNS)
 
 
-def _metrics_by_model(fits: list[EducationFit]) -> dict[str, dict[int, dict[str, float | int | bool | None]]]:
+def fit_metrics(fits: list[EducationFit]) -> dict[str, dict[int, dict[str, float | int | bool | None]]]:
+    """The fit metrics per model and teldatum year (the run record's `model_fit`)."""
     metrics: dict[str, dict[int, dict[str, float | int | bool | None]]] = {}
     for fitted in fits:
         metrics.setdefault(fitted.model, {})[fitted.year] = fitted.metrics
