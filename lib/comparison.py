@@ -51,15 +51,15 @@ def compare_outputs(
     tables = (delta_tables(left) | delta_tables(right)) - set(RUN_SPECIFIC_TABLES)
     results = []
     for table in sorted(tables):
+        left_out = (ignored or {}).get(table, ())
         frames = []
         for root in (left, right):
             path = root / table
-            frames.append(
-                read_table(spark, path).drop(*RUN_SPECIFIC_COLUMNS) if (path / "_delta_log").is_dir() else None
-            )
+            exists = (path / "_delta_log").is_dir()
+            frames.append(read_table(spark, path).drop(*RUN_SPECIFIC_COLUMNS, *left_out) if exists else None)
         if None in frames:
             rows = tuple(None if frame is None else frame.count() for frame in frames)
-            results.append(TableComparison(table, rows, 0, 0, (ignored or {}).get(table, ())))
+            results.append(TableComparison(table, rows, 0, 0, left_out))
             continue
         one, other = frames
         other = other.select(*one.columns)
@@ -69,7 +69,7 @@ def compare_outputs(
                 (one.count(), other.count()),
                 one.exceptAll(other).count(),
                 other.exceptAll(one).count(),
-                (ignored or {}).get(table, ()),
+                left_out,
             )
         )
     return results
