@@ -20,6 +20,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", required=True, help="bench folder: output tables and the event log")
     parser.add_argument("--years")
     parser.add_argument("--config")
+    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting")
     args = parser.parse_args(argv)
     events = Path(args.output) / "events"
     events.mkdir(parents=True, exist_ok=True)
@@ -40,6 +41,7 @@ def main(argv=None) -> int:
     ]
     command += ["--years", args.years] if args.years else []
     command += ["--config", args.config] if args.config else []
+    command += [arg for setting in args.spark_conf for arg in ("--spark-conf", setting)]
     started = time.monotonic()
     log_lines = []
     with (

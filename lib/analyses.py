@@ -494,15 +494,15 @@ def change_explained(drivers: DataFrame, groups: DataFrame, rules: AnalysisRules
 
 # --- all tables -----------------------------------------------------------------------
 
-Disclose = Callable[[str, DataFrame, list[str]], DataFrame]
+Disclose = Callable[[list[tuple[str, DataFrame, list[str]]]], dict[str, DataFrame]]
 
 
 def analyse(
     computed: dict[str, DataFrame], swv: DataFrame, grid: ScenarioGrid, rules: AnalysisRules, disclose: Disclose
 ) -> dict[str, DataFrame]:
     """Every analysis table from the run's outputs (`cutoffs`, `unit_scores`, `budgets`)
-    and student sums (`profile_counts`, `unit_sums`), each passed through
-    `disclose(table, frame, cell_key)`.
+    and student sums (`profile_counts`, `unit_sums`), passed through `disclose`, which
+    takes (table, frame, cell_key) for every table at once and returns the published frames.
 
     Tables of year pairs (stability, change_explained) have rows only for years whose
     previous year is in the run.
@@ -513,18 +513,19 @@ def analyse(
     lwoo_sums = computed["unit_sums"].join(F.broadcast(lwoo_scenarios), "scenario")
     drivers, groups = change_drivers(budgets, units, score_group_gross(lwoo_sums, rules))
     cross_key = ["absolute_order", "relative_order"]
-    return {
-        "profiles": disclose(
-            "profiles",
-            profiles(computed["profile_counts"], computed["cutoffs"], grid, rules),
-            ["characteristic", "category"],
-        ),
-        "stability": disclose("stability", cross_table(year_on_year(budgets), rules.stability), cross_key),
-        "redistribution": disclose(
-            "redistribution", cross_table(against_current(budgets), rules.redistribution), cross_key
-        ),
-        "regional": disclose("regional", regional_rows, ["swv_id"]),
-        "regional_rollup": disclose("regional_rollup", regional_rollup(budgets, regional_rows), ["shrink_type"]),
-        "scenario_comparison": disclose("scenario_comparison", scenario_comparison(budgets, rules), ["swv_id"]),
-        "change_explained": change_explained(drivers, disclose("change_explained", groups, ["source_group"]), rules),
-    }
+    published = disclose(
+        [
+            (
+                "profiles",
+                profiles(computed["profile_counts"], computed["cutoffs"], grid, rules),
+                ["characteristic", "category"],
+            ),
+            ("stability", cross_table(year_on_year(budgets), rules.stability), cross_key),
+            ("redistribution", cross_table(against_current(budgets), rules.redistribution), cross_key),
+            ("regional", regional_rows, ["swv_id"]),
+            ("regional_rollup", regional_rollup(budgets, regional_rows), ["shrink_type"]),
+            ("scenario_comparison", scenario_comparison(budgets, rules), ["swv_id"]),
+            ("change_explained", groups, ["source_group"]),
+        ]
+    )
+    return published | {"change_explained": change_explained(drivers, published["change_explained"], rules)}

@@ -58,6 +58,8 @@ def assign_swv(
     swv_school = F.col("swv_school")
     return (
         students.join(F.broadcast(vestigingen), ["year", "school_id"], "left")
+        # The students are hashed and the (larger) address register streamed past them.
+        .hint("shuffle_hash")
         .join(homes, ["year", "student_id"], "left")
         .join(F.broadcast(home_region), "home_postcode", "left")
         .withColumn("swv_residence", F.when(F.col("rsvo"), swv_school).otherwise(F.coalesce("home_swv", swv_school)))

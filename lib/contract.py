@@ -9,6 +9,7 @@ table, column, rule and number of offending rows; row content (ids) never appear
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 
 from pyspark.sql import Column as SparkColumn
@@ -17,7 +18,6 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lib.errors import PipelineError
-from lib.runtime import concurrently
 
 EDUCATION_LEVELS = (
     "basis",
@@ -257,19 +257,50 @@ def _typed(col: Col, source: T.DataType, from_text: bool) -> tuple[SparkColumn, 
     return F.lit(None).cast(target), raw.isNotNull()
 
 
-def validate(table: TableDef, raw: DataFrame, from_text: bool = False) -> tuple[DataFrame, list[Violation], int]:
-    """Cast a raw table to its canonical schema and list what breaks the contract.
+@dataclass(frozen=True)
+class _Check:
+    column: str
+    rule: str
+    broken: SparkColumn  # true on a row that breaks the rule
 
-    Every rule, key uniqueness included, is counted in one aggregation over the table:
-    per key first (rows sharing it), then over the keys. Returns the typed frame (lazy:
-    a scan of the input, which is cheaper to read again than to keep), the violations
-    and the number of rows.
-    """
+
+@dataclass(frozen=True)
+class _Table:
+    """A table read as its contract says: canonical values and the rules to count."""
+
+    definition: TableDef
+    raw: DataFrame
+    typed: dict[str, SparkColumn]
+    checks: list[_Check]
+
+    @property
+    def frame(self) -> DataFrame:
+        """The canonical frame: lazy, a scan of the input (cheaper to read again than to keep)."""
+        return self.raw.select(*[value.alias(name) for name, value in self.typed.items()])
+
+    def rule_counts(self) -> DataFrame:
+        """One row: the table's name, its rows and the rows breaking each check."""
+        counts = [F.count(F.lit(1)), *[F.count_if(F.coalesce(check.broken, F.lit(False))) for check in self.checks]]
+        return self.raw.agg(F.array(*counts).alias("counts")).select(
+            F.lit(self.definition.name).alias("table"), "counts"
+        )
+
+    def rows_sharing_a_key(self, hashed: bool) -> DataFrame:
+        """One row: the table's name and the rows whose key another row has too. `hashed`
+        compares 64-bit hashes of the keys (a small shuffle); it can only overcount, by a
+        collision, so a non-zero result is counted again on the keys themselves."""
+        keys = [self.typed[name] for name in self.definition.key]
+        grouped = self.raw.groupBy(F.xxhash64(*keys) if hashed else F.struct(*keys)).count()
+        shared = grouped.where("count > 1").agg(F.coalesce(F.sum("count"), F.lit(0)).alias("shared"))
+        return shared.select(F.lit(self.definition.name).alias("table"), "shared")
+
+
+def _read_table(table: TableDef, raw: DataFrame, from_text: bool) -> tuple[_Table | None, list[Violation]]:
+    """The table with its canonical values and checks, or the columns it lacks."""
     present = {f.name: f.dataType for f in raw.schema.fields}
     missing = [c for c in table.columns if c.name not in present]
-    violations = [Violation(table.name, c.name, "column missing", 0) for c in missing]
     if missing:
-        return raw, violations, 0
+        return None, [Violation(table.name, c.name, "column missing", 0) for c in missing]
 
     typed: dict[str, SparkColumn] = {}
     parse_failed: dict[str, SparkColumn] = {}
@@ -280,41 +311,19 @@ def validate(table: TableDef, raw: DataFrame, from_text: bool = False) -> tuple[
         if failed is not None:  # judged on the raw value; the other rules judge the typed value
             parse_failed[col.name] = failed
             kind = "string" if col.kind == "str" else col.kind
-            checks.append(
-                (col.name, f"wrong type: not a valid {kind} (found {present[col.name].simpleString()})", failed)
-            )
+            found = present[col.name].simpleString()
+            checks.append(_Check(col.name, f"wrong type: not a valid {kind} (found {found})", failed))
     for col in table.columns:
         c = typed[col.name]
         if not col.nullable:
-            checks.append((col.name, "null not allowed", c.isNull() & ~parse_failed.get(col.name, F.lit(False))))
+            checks.append(_Check(col.name, "null not allowed", c.isNull() & ~parse_failed.get(col.name, F.lit(False))))
         if col.domain:
-            checks.append((col.name, f"code not in {list(col.domain)}", c.isNotNull() & ~c.isin(*col.domain)))
+            checks.append(_Check(col.name, f"code not in {list(col.domain)}", c.isNotNull() & ~c.isin(*col.domain)))
         if col.min is not None:
-            checks.append((col.name, f"value outside [{col.min}, {col.max}]", ~c.between(col.min, col.max)))
+            checks.append(_Check(col.name, f"value outside [{col.min}, {col.max}]", ~c.between(col.min, col.max)))
         if col.pattern:
-            checks.append((col.name, f"value does not match {col.pattern}", ~c.rlike(col.pattern)))
-
-    broken = [F.count_if(F.coalesce(cond, F.lit(False))).alias(f"c{i}") for i, (_, _, cond) in enumerate(checks)]
-    per_rule = [F.sum(f"c{i}").alias(f"c{i}") for i in range(len(checks))]
-    if table.key:
-        per_key = raw.groupBy(*[typed[name].alias(name) for name in table.key]).agg(
-            F.count(F.lit(1)).alias("_rows"), *broken
-        )
-        shared = F.coalesce(F.sum(F.when(F.col("_rows") > 1, F.col("_rows"))), F.lit(0))
-        counts = per_key.agg(F.sum("_rows").alias("_rows"), shared.alias("_shared"), *per_rule).first()
-    else:
-        counts = raw.agg(F.count(F.lit(1)).alias("_rows"), F.lit(0).alias("_shared"), *broken).first()
-    rows = counts["_rows"] or 0
-    for i, (name, rule, _) in enumerate(checks):
-        if counts[f"c{i}"]:
-            violations.append(Violation(table.name, name, rule, counts[f"c{i}"]))
-    if table.non_empty and rows == 0:
-        violations.append(Violation(table.name, "*", "table is empty", 0))
-    if counts["_shared"]:
-        violations.append(
-            Violation(table.name, ",".join(table.key), "key not unique (rows sharing a key)", counts["_shared"])
-        )
-    return raw.select(*[value.alias(name) for name, value in typed.items()]), violations, rows
+            checks.append(_Check(col.name, f"value does not match {col.pattern}", ~c.rlike(col.pattern)))
+    return _Table(table, raw, typed, checks), []
 
 
 @dataclass(frozen=True)
@@ -327,31 +336,57 @@ class Inputs:
 
 
 def read_inputs(
-    spark: SparkSession,
-    input_root: str | Path,
-    fmt: str = "auto",
-    tables: tuple[str, ...] | None = None,
-    concurrency: int = 1,
+    spark: SparkSession, input_root: str | Path, fmt: str = "auto", tables: tuple[str, ...] | None = None
 ) -> Inputs:
-    """Read and validate every contract table; raise one `ContractError` listing all violations.
+    """Read and check every contract table; raise one `ContractError` listing all violations.
 
-    Up to `concurrency` tables are checked at once; the frames returned are lazy scans.
-    `--years` filtering is the caller's: the whole input is checked.
+    Two queries check every table: one counts each table's rows and rule breaks, one the
+    rows sharing a key (by key hash; recounted on the keys only where that finds any).
+    The frames returned are lazy scans. `--years` filtering is the caller's: the whole
+    input is checked.
     """
     root = Path(input_root)
-
-    def check(name: str) -> tuple[DataFrame | None, list[Violation], int]:
+    names = tables or tuple(CONTRACT)
+    read: dict[str, _Table] = {}
+    violations: dict[str, list[Violation]] = {}
+    for name in names:
         folder = root / name
         if not folder.is_dir():
-            return None, [Violation(name, "*", f"table missing (no folder {folder})", 0)], 0
+            violations[name] = [Violation(name, "*", f"table missing (no folder {folder})", 0)]
+            continue
         table_format = detect_format(folder) if fmt == "auto" else fmt
-        return validate(CONTRACT[name], read_raw(spark, folder, table_format), table_format == "csv")
+        table, violations[name] = _read_table(
+            CONTRACT[name], read_raw(spark, folder, table_format), table_format == "csv"
+        )
+        if table is not None:
+            read[name] = table
 
-    names = tables or tuple(CONTRACT)
-    checked = dict(zip(names, concurrently(check, names, concurrency), strict=True))
-    violations = [violation for _, found, _ in checked.values() for violation in found]
-    frames = {name: typed for name, (typed, _, _) in checked.items() if typed is not None}
-    row_counts = {name: rows for name, (typed, _, rows) in checked.items() if typed is not None}
-    if violations:
-        raise ContractError(violations)
-    return Inputs(frames, row_counts)
+    counts = _collect_rows([table.rule_counts() for table in read.values()], "counts")
+    keyed = [table for table in read.values() if table.definition.key]
+    shared = _collect_rows([table.rows_sharing_a_key(hashed=True) for table in keyed], "shared")
+    recount = [table for table in keyed if shared[table.definition.name]]
+    shared |= _collect_rows([table.rows_sharing_a_key(hashed=False) for table in recount], "shared")
+
+    row_counts = {}
+    for name, table in read.items():
+        rows, *broken = counts[name]
+        row_counts[name] = rows
+        violations[name] += [
+            Violation(name, c.column, c.rule, n) for c, n in zip(table.checks, broken, strict=True) if n
+        ]
+        if table.definition.non_empty and rows == 0:
+            violations[name].append(Violation(name, "*", "table is empty", 0))
+        if shared.get(name):
+            key = ",".join(table.definition.key)
+            violations[name].append(Violation(name, key, "key not unique (rows sharing a key)", shared[name]))
+    found = [violation for name in names for violation in violations[name]]
+    if found:
+        raise ContractError(found)
+    return Inputs({name: table.frame for name, table in read.items()}, row_counts)
+
+
+def _collect_rows(frames: list[DataFrame], value: str) -> dict:
+    """table -> `value` of one-row frames, collected as one query."""
+    if not frames:
+        return {}
+    return {row.table: row[value] for row in reduce(DataFrame.unionByName, frames).collect()}

@@ -18,6 +18,7 @@ Only count tables, fitted parameters and metrics reach the driver.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
 from operator import add
@@ -32,7 +33,7 @@ from lib.contract import EDUCATION_LEVELS, ORIGIN_GROUPS
 from lib.errors import PipelineError
 from lib.logistic import MultinomialFit, fit_multinomial, probabilities
 from lib.models import ScoreModel, literal_frame
-from lib.runtime import stage
+from lib.runtime import materialize, stage
 
 PARENT_ROLES = ("father", "mother")
 EDUCATION_CHARACTERISTICS = tuple(f"{role}_education" for role in PARENT_ROLES)
@@ -74,6 +75,7 @@ class EducationModelSettings:
     max_iter: int
     reg_param: float
     tolerance: float
+    concurrent_fits: int  # fitted side by side on the driver
 
 
 # A parent record's field by name: a column of `parent_records`, or of a student's row.
@@ -220,14 +222,14 @@ def fit_education_models(
     vectors = table.column("features").combine_chunks()
     width = len(vectors[0]) if len(vectors) else 0
     features = vectors.flatten().to_numpy(zero_copy_only=False).reshape(len(vectors), width)
-    fits = []
-    for model, year in groups:
+
+    def fit_group(group_key: tuple[str, int]) -> EducationFit:
+        model, year = group_key
         group = (models == model) & (years == year)
         impute = group & np.isnan(labels)
         metrics = dict.fromkeys(FIT_METRIC_KEYS) | {"n_imputed_parents": int(n[impute].sum())}
         if not impute.any():
-            fits.append(EducationFit(model, year, None, metrics))
-            continue
+            return EducationFit(model, year, None, metrics)
         fit_rows, test_rows = group & (held_out == False), group & (held_out == True)  # noqa: E712
         if not fit_rows.any():
             raise PipelineError(
@@ -246,8 +248,11 @@ def fit_education_models(
                 fit, labels[fit_rows], n[fit_rows], features[test_rows], labels[test_rows], n[test_rows]
             )
             logged.update({"feature_vectors": int(fit_rows.sum()), "iterations": fit.iterations})
-        fits.append(EducationFit(model, year, fit, metrics))
-    return fits
+        return EducationFit(model, year, fit, metrics)
+
+    # numpy releases the interpreter lock in its matrix products: fits side by side use the cores.
+    with ThreadPoolExecutor(max_workers=settings.concurrent_fits) as pool:
+        return list(pool.map(fit_group, groups))
 
 
 def _label_counts(labels: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -338,8 +343,12 @@ def with_imputed_education(
         categorical = [name for name in features if FEATURES[name].category is not None]
         frame = frame.withColumns({f"_slot_{name}": FEATURES[name].slot(fields.__getitem__) for name in categorical})
         frame = frame.withColumns({f"_m{k}": F.when(imputed, _margin(k, features, fields)) for k in levels})
-        frame = frame.withColumns(_shifted_exponentials([F.col(f"_m{k}") for k in levels]))
-        expected = _expected([F.col(f"_e{k}") for k in levels], F.col(f"{role}_education_levels"))
+        frame = frame.withColumn("_top", F.greatest(*[F.col(f"_m{k}") for k in levels]))
+        frame = frame.withColumns({f"_e{k}": _shifted_exponential(F.col(f"_m{k}"), F.col("_top")) for k in levels})
+        exponentials = [F.col(f"_e{k}") for k in levels]
+        total = reduce(add, [F.coalesce(e, F.lit(0.0)) for e in exponentials])
+        frame = frame.withColumn("_scale", F.when(imputed, F.lit(1.0) / total))
+        expected = _expected(exponentials, F.col("_scale"), F.col(f"{role}_education_levels"))
         frame = frame.withColumn(f"c_{role}_education_imputed", F.when(imputed, expected).cast(score_type))
     return frame.select(*students.columns, *[f"c_{role}_education_imputed" for role in PARENT_ROLES])
 
@@ -355,22 +364,17 @@ def _margin(level: int, features: tuple[str, ...], fields: dict[str, Column]) ->
     return reduce(add, terms, F.get(F.col("intercepts"), level))
 
 
-def _shifted_exponentials(margins: list[Column]) -> dict[str, Column]:
-    """`_e<k>` = exp(m_k − max m) when the largest margin is positive, else exp(m_k); an
-    infinite margin (a model fitted on one level) takes all the mass (Spark ML's softmax)."""
-    top = F.greatest(*margins)
-    shift = F.when(top > 0, top).otherwise(F.lit(0.0))
+def _shifted_exponential(margin: Column, top: Column) -> Column:
+    """exp(m_k − max m) when the largest margin is positive, else exp(m_k); an infinite margin
+    (a model fitted on one level) takes all the mass (Spark ML's softmax)."""
     infinite = F.lit(float("inf"))
-    return {
-        f"_e{k}": F.when(top == infinite, (m == infinite).cast("double")).otherwise(F.exp(m - shift))
-        for k, m in enumerate(margins)
-    }
+    shift = F.when(top > 0, top).otherwise(F.lit(0.0))
+    return F.when(top == infinite, (margin == infinite).cast("double")).otherwise(F.exp(margin - shift))
 
 
-def _expected(exponentials: list[Column], level_coefficients: Column) -> Column:
-    """sum_k P_k c_k with P_k = e_k · (1 / sum e), each sum from 0 in level order; levels the
-    model never saw count 0."""
-    scale = F.lit(1.0) / reduce(add, [F.coalesce(e, F.lit(0.0)) for e in exponentials], F.lit(0.0))
+def _expected(exponentials: list[Column], scale: Column, level_coefficients: Column) -> Column:
+    """sum_k P_k c_k with P_k = e_k · scale (1 / sum e, summed from 0 in level order), also
+    summed from 0 in level order; levels the model never saw count 0."""
     terms = [F.coalesce(e * scale, F.lit(0.0)) * F.get(level_coefficients, k) for k, e in enumerate(exponentials)]
     return reduce(add, terms, F.lit(0.0))
 
@@ -448,13 +452,15 @@ def donor_scores(students: DataFrame, levels_by_source: DonorLevels, seed: int) 
     """(year, model, student_id, donor_score) for the recipients of each donor path.
 
     `levels_by_source` maps a score_source to its levels of match keys, preferred first.
-    Donors are the students on paths 4 and 5 of the same year and model. A recipient takes a donor
-    from the first level that has one; there the candidate with the smallest hash of (seed,
-    recipient id, donor id) wins (ties: the smaller donor id), an aggregate rather than a
-    ranking. A level is a number and its key values one array column, so all levels are
-    matched in one equi-join. Donors are expanded only into the entries that recipients ask
-    for (twice: to find each recipient's first level, then its candidates there); donor ids
-    never leave this function. A recipient without a candidate at any level (no donor at all
+    Donors are the students on paths 4 and 5 of the same year and model. A recipient takes a
+    donor from the first level that has one; there the candidate with the smallest 64-bit
+    hash of (seed, recipient id, donor id) wins, an aggregate rather than a ranking. (Two
+    candidates of one recipient with the same hash, a chance of n²/3.7e19 for n candidates,
+    would leave the choice between those two to the order of processing.) A level is a
+    number and its key values one array column, so all levels are matched in one equi-join.
+    Donors are expanded only into the entries that recipients ask for (twice: to find each
+    recipient's first level, then its candidates there); donor ids never leave this
+    function. A recipient without a candidate at any level (no donor at all
     in its year and model) gets no row.
     """
     recipients = students.where(F.col("score_source").isin(*levels_by_source)).select(
@@ -478,16 +484,16 @@ def donor_scores(students: DataFrame, levels_by_source: DonorLevels, seed: int) 
         .groupBy("year", "model", "student_id")
         .agg(F.min("level").alias("level"))
     )
-    chosen = recipients.join(first_level, ["year", "model", "student_id", "level"])
-    preference = F.struct(
-        F.xxhash64(F.lit(seed), F.col("student_id"), F.col("donor_id")).alias("hash"), "donor_id", "donor_score"
-    )
+    # Small (a few percent of the students), and read three times below.
+    chosen = materialize(recipients.join(first_level, ["year", "model", "student_id", "level"]))
+    # The smallest hash wins: a hash aggregation over fixed-width values (a struct with the
+    # donor id would sort every candidate pair).
+    preference = F.xxhash64(F.lit(seed), F.col("student_id"), F.col("donor_id"))
     # A key of a national level can have many thousands of donors: the few recipients are
     # hashed and the donors streamed past them, so no donor group is buffered or sorted.
     return (
         donor_entries(chosen)
         .join(chosen.hint("shuffle_hash"), _ENTRY_KEYS)
         .groupBy("year", "model", "student_id")
-        .agg(F.min(preference).alias("chosen"))
-        .select("year", "model", "student_id", F.col("chosen.donor_score").alias("donor_score"))
+        .agg(F.min_by("donor_score", preference).alias("donor_score"))
     )

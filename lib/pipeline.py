@@ -30,7 +30,7 @@ from lib.imputation import education_counts
 from lib.models import load_model
 from lib.quality import QualityRules, check_inputs, check_outputs, raise_if_failed
 from lib.run_record import RunRecord, input_fingerprint
-from lib.runtime import Config, materialize, releasing, stage
+from lib.runtime import Config, concurrently, materialize, releasing, stage
 from lib.scores import fit_education, fit_metrics, load_scoring_rules, score_facts, student_facts
 
 log = logging.getLogger("onderwijsscore")
@@ -96,9 +96,7 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
     try:
         with releasing(spark):
             with stage("read and check input", record.row_counts):
-                inputs = contract.read_inputs(
-                    spark, settings.input_root, settings.input_format, concurrency=settings.concurrency
-                )
+                inputs = contract.read_inputs(spark, settings.input_root, settings.input_format)
                 record.row_counts.update({f"input.{name}": rows for name, rows in inputs.row_counts.items()})
             outputs = [
                 replace(output, frame=output.frame.withColumn("run_id", F.lit(record.run_id)))
@@ -178,7 +176,13 @@ def compute(
         "pro_board_amounts": pro_board_amounts(pro),
     }
     analysed = analyse_outputs(
-        config, inputs, {**computed, "profile_counts": profiles, "unit_sums": unit_sums}, grid, analysis_rules, record
+        config,
+        inputs,
+        {**computed, "profile_counts": profiles, "unit_sums": unit_sums},
+        grid,
+        analysis_rules,
+        record,
+        settings.concurrency,
     )
     with stage("output gates"):
         report = input_report + check_outputs(computed, frames["budgets"], quality_rules)
@@ -218,6 +222,7 @@ def analyse_outputs(
     grid: ScenarioGrid,
     rules: AnalysisRules,
     record: RunRecord,
+    concurrency: int,
 ) -> dict[str, DataFrame]:
     """The analysis tables of domain.md §7, each through the disclosure check of §8 (its
     outcome recorded per table); allocation tables are recorded as published unsuppressed."""
@@ -226,12 +231,17 @@ def analyse_outputs(
         {t: {"suppressed": False, "reason": "allocation"} for t in disclosure_rules.allocation_tables}
     )
 
-    def disclose(table: str, frame: DataFrame, cell_key: list[str]) -> DataFrame:
+    def check(item: tuple[str, DataFrame, list[str]]) -> DataFrame:
+        table, frame, cell_key = item
         with stage(f"disclosure check {table}") as counts:
             published, outcome = suppress(frame, table, disclosure_rules, cell_key)
             record.disclosure[table] = outcome
             counts.update(outcome)
         return published
+
+    def disclose(items: list[tuple[str, DataFrame, list[str]]]) -> dict[str, DataFrame]:
+        # Small independent queries: side by side they keep the cores busy.
+        return dict(zip([table for table, _, _ in items], concurrently(check, items, concurrency), strict=True))
 
     with stage("analyses"):
         return analyse(computed, inputs["swv"], grid, rules, disclose)

@@ -151,6 +151,7 @@ def parse_scoring_rules(raw: Any, file: str) -> ScoringRules:
             max_iter=value("education_imputation.max_iter", int),
             reg_param=value("education_imputation.reg_param", int, float),
             tolerance=value("education_imputation.tolerance", int, float),
+            concurrent_fits=value("education_imputation.concurrent_fits", int),
         ),
     )
 
