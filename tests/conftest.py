@@ -20,7 +20,9 @@ TEST_SPARK = {
     # Tiny data: most JVM time goes to compiling code that runs briefly; C1 only is faster.
     # C1 alone gets a 48 MB code cache by default, which Spark's generated code can fill
     # (the JVM then fails on method handles): reserve the tiered default.
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m -XX:-DontCompileHugeMethods",
+    "spark.driver.extraJavaOptions": " ".join(
+        ("-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m", "-XX:-DontCompileHugeMethods")
+    ),
 }
 SAMPLE_SCALE = 0.01
 SAMPLE_SEED = 20221001

@@ -16,7 +16,12 @@ def _roots(spark, tmp_path, right_amount):
     rows = [(2020, "SWV01", Decimal("100.00"), "run-a"), (2020, "SWV02", Decimal("250.10"), "run-a")]
     _write(spark, left, "export/budgets", rows)
     # Another run id, and one amount possibly a cent off.
-    _write(spark, right, "export/budgets", [(2020, "SWV01", Decimal("100.00"), "run-b"), (2020, "SWV02", right_amount, "run-b")])
+    _write(
+        spark,
+        right,
+        "export/budgets",
+        [(2020, "SWV01", Decimal("100.00"), "run-b"), (2020, "SWV02", right_amount, "run-b")],
+    )
     return left, right
 
 
