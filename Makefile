@@ -54,8 +54,11 @@ report: setup
 	done
 	@echo "report: $(REPORT_DIR)/*.html"
 
+# Two test processes (pytest-xdist): on tiny data most time is driver planning and Delta
+# commits, so two sessions share the cores well.
+TEST_PROCESSES ?= 2
 test: setup
-	$(PY) -m pytest -q --durations=10 tests
+	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist worksteal --durations=10 tests
 
 dist: setup
 	rm -rf dist && mkdir -p dist

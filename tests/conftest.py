@@ -1,7 +1,16 @@
-"""Shared fixtures: one local SparkSession for the whole suite (as chispa and Delta's
-own tests do), tiny sample input generated once, and one local pipeline run on it."""
+"""Shared fixtures: one local SparkSession per test process (as chispa and Delta's own
+tests do), tiny sample input generated once, and one local pipeline run on it.
 
+`make test` runs the suite in two processes (pytest-xdist): most of a test's time on tiny
+data is the driver's planning and Delta's commits, not the cores. The sample input and
+the local run are still made once per suite: the first process to need one makes it
+under a file lock, the other reads it back.
+"""
+
+import fcntl
+import pickle
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -59,11 +68,31 @@ def pro_model(config):
     return load_model(config, "pro")
 
 
+def once_per_suite(tmp_path_factory, name: str, make):
+    """`make(folder)` computed once per test suite, whichever process asks first; the
+    result is pickled next to the processes' temporary folders."""
+    shared = tmp_path_factory.getbasetemp()
+    if shared.name.startswith("popen-gw"):  # an xdist process: its parent is the suite's
+        shared = shared.parent
+    result = shared / f"{name}.pickle"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.is_file():
+            folder = shared / name
+            folder.mkdir()
+            result.write_bytes(pickle.dumps(make(folder)))
+        return pickle.loads(result.read_bytes())
+
+
 @pytest.fixture(scope="session")
 def sample_generation(spark, config, tmp_path_factory):
     """Sample input at SCALE=0.01 (≈9.5 k students a year): (root, rows written per table)."""
-    root = tmp_path_factory.mktemp("sample") / "input"
-    return root, generate(spark, config, root, SAMPLE_SCALE, SAMPLE_SEED, SAMPLE_YEARS)
+
+    def make(folder: Path):
+        root = folder / "input"
+        return root, generate(spark, config, root, SAMPLE_SCALE, SAMPLE_SEED, SAMPLE_YEARS)
+
+    return once_per_suite(tmp_path_factory, "sample", make)
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +103,9 @@ def sample_input(sample_generation):
 @pytest.fixture(scope="session")
 def local_run(spark, config, sample_input, tmp_path_factory):
     """The whole pipeline run once in local mode on the sample input: (settings, run record)."""
-    output = tmp_path_factory.mktemp("local") / "output"
-    settings = pipeline.RunSettings.from_config(config, sample_input, output, RUN_YEARS)
-    record = pipeline.run(spark, config, settings)
-    return settings, record
+
+    def make(folder: Path):
+        settings = pipeline.RunSettings.from_config(config, sample_input, folder / "output", RUN_YEARS)
+        return settings, pipeline.run(spark, config, settings)
+
+    return once_per_suite(tmp_path_factory, "local", make)
