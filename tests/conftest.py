@@ -9,7 +9,6 @@ under a file lock, the other reads it back.
 
 import fcntl
 import pickle
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -57,10 +56,7 @@ def spark(config):
 
 @pytest.fixture(scope="session")
 def scoring_rules(config):
-    """The configured scoring rules, but at most 10 iterations for the education model:
-    each is a Spark job, and 10 are plenty for the hand-made inputs."""
-    configured = load_scoring_rules(config)
-    return replace(configured, education_model=replace(configured.education_model, max_iter=10))
+    return load_scoring_rules(config)
 
 
 @pytest.fixture(scope="session")
