@@ -162,13 +162,13 @@ def test_cluster_run_matches_local_run(spark, config, sample_input, standalone_c
         "--config",
         str(config.conf_dir),
     ]
-    with subprocess.Popen(
-        command, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    ) as job:
-        # The local run to compare with is made (or waited for) while the cluster works.
+    # The job's log goes to a file, not a pipe: nobody reads a pipe while the local run
+    # to compare with is made (or waited for), and a full pipe would stall the job.
+    log_path = tmp / "submit.log"
+    with open(log_path, "w") as log, subprocess.Popen(command, env=env, cwd=tmp, stdout=log, stderr=log) as job:
         local_settings, _ = request.getfixturevalue("local_run")
-        stderr = job.communicate(timeout=1200)[1]
-    assert job.returncode == 0, stderr[-4000:]
+        job.wait(timeout=1200)
+    assert job.returncode == 0, log_path.read_text()[-4000:]
     with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=5) as response:
         finished = [app["name"] for app in json.load(response)["completedapps"]]
     assert finished == ["onderwijsscore-pipeline"], "the job did not run on the standalone cluster"
