@@ -45,7 +45,7 @@ class RunSettings:
     input_format: str
     restricted_zone: str
     export_zone: str
-    concurrency: int  # independent Spark jobs (table checks, writes) run side by side
+    concurrency: int  # independent Spark jobs (disclosure checks, writes) run side by side
 
     @classmethod
     def from_config(
