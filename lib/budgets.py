@@ -24,6 +24,7 @@ CENTS = T.DecimalType(20, 0)
 SE_POT_ROUNDING = {"half_even": F.bround, "half_up": F.round}
 SPLIT_RULE = "largest_remainder"
 TIE_RULE = "unit_id"
+MISSING_PRO_BUDGET = ("skip", "stop")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class BudgetRules:
     se_pot_rounding: str
     pro_model: str
     teldatum_lag_years: int  # funding year t pays on teldatum t − lag
+    missing_pro_budget: str  # one of MISSING_PRO_BUDGET: what a funding year without a pro budget does
 
     @classmethod
     def from_config(cls, config: Config) -> BudgetRules:
@@ -48,6 +50,8 @@ class BudgetRules:
                 f"conf/budgets.yaml rounding: supported are se_pot {'|'.join(SE_POT_ROUNDING)}, "
                 f"split {SPLIT_RULE}, largest_remainder_ties {TIE_RULE}"
             )
+        if raw["pro"]["missing_budget"] not in MISSING_PRO_BUDGET:
+            raise PipelineError(f"conf/budgets.yaml pro.missing_budget: must be one of {list(MISSING_PRO_BUDGET)}")
         return cls(
             lwoo_model=raw["lwoo"]["model"],
             se_share=Decimal(str(raw["lwoo"]["se_share"])),
@@ -55,6 +59,7 @@ class BudgetRules:
             se_pot_rounding=rounding["se_pot"],
             pro_model=raw["pro"]["model"],
             teldatum_lag_years=int(raw["pro"]["teldatum_lag_years"]),
+            missing_pro_budget=raw["pro"]["missing_budget"],
         )
 
 
@@ -164,18 +169,66 @@ def lwoo_budgets(
     )
 
 
-def pro_amounts(
-    unit_scores: DataFrame, schools: DataFrame, budgets: DataFrame, grid: ScenarioGrid, rules: BudgetRules
-) -> DataFrame:
-    """Per (funding year, pro scenario, vestiging): the columns of `export/pro_amounts`.
+@dataclass(frozen=True)
+class ProFundingYears:
+    """The funding years a run's teldatum years pay for: with a pro budget, or skipped."""
 
-    Funding year t is paid on the net scores of teldatum t − lag; `amount_per_unit` =
-    budget(t) / Σ net scores, unrounded; `board_id` is the vestiging's board on that
-    teldatum. Stops when a funding year has no pro budget.
+    paid: list[int]
+    skipped: dict[int, str]  # funding year -> why it has no pro_amounts slice
+
+
+def pro_funding_years(budgets: DataFrame, teldatum_years: list[int], rules: BudgetRules) -> ProFundingYears:
+    """Funding year t + lag of each teldatum year t, paid when `budgets` has its pro budget.
+
+    A pro budget may not be set yet: its funding year is skipped with the reason, and the
+    run goes on (domain.md §6), unless `missing_pro_budget` is `stop`.
+    """
+    funding_years = [year + rules.teldatum_lag_years for year in teldatum_years]
+    listed = {
+        row.year: row.budget
+        for row in budgets.where(F.col("year").isin(*funding_years))
+        .select("year", F.col("pro_onderwijskansen_budget").alias("budget"))
+        .collect()
+    }
+    skipped = {
+        year: ("pro_onderwijskansen_budget is null" if year in listed else "no budgets row")
+        + f" for funding year {year} (teldatum {year - rules.teldatum_lag_years})"
+        for year in funding_years
+        if listed.get(year) is None
+    }
+    if skipped and rules.missing_pro_budget == "stop":
+        raise ContractError(
+            [
+                Violation(
+                    "budgets",
+                    "pro_onderwijskansen_budget",
+                    f"no pro budget for a funding year t with pro scores at teldatum t − {rules.teldatum_lag_years}",
+                    len(skipped),
+                )
+            ]
+        )
+    return ProFundingYears([year for year in funding_years if year not in skipped], skipped)
+
+
+def pro_amounts(
+    unit_scores: DataFrame,
+    schools: DataFrame,
+    budgets: DataFrame,
+    grid: ScenarioGrid,
+    rules: BudgetRules,
+    funding_years: list[int],
+) -> DataFrame:
+    """Per (paid funding year, pro scenario, vestiging): the columns of `export/pro_amounts`.
+
+    Funding year t (one of `funding_years`, which have a pro budget: `pro_funding_years`)
+    is paid on the net scores of teldatum t − lag; `amount_per_unit` = budget(t) / Σ net
+    scores, unrounded. `board_id` is the board that is paid: the vestiging's board in
+    `schools` in year t, or in the latest year before t that `schools` has (domain.md §6).
     """
     lag = rules.teldatum_lag_years
-    teldatum_year = F.col("teldatum_year")
-    units = unit_scores.where(F.col("scenario").isin(grid.scenario_ids(rules.pro_model))).select(
+    units = unit_scores.where(
+        F.col("scenario").isin(grid.scenario_ids(rules.pro_model)) & (F.col("year") + lag).isin(*funding_years)
+    ).select(
         (F.col("year") + lag).alias("year"),
         "scenario",
         F.col("unit_id").alias("school_id"),
@@ -183,26 +236,25 @@ def pro_amounts(
         "net_score",
     )
     funding = budgets.select("year", F.col("pro_onderwijskansen_budget").alias("budget"))
-    funded = units.join(F.broadcast(funding), "year", "left")
-    _stop_on_missing(
-        funded,
-        [
-            (
-                "budgets",
-                "pro_onderwijskansen_budget",
-                f"no pro budget for a funding year t with pro scores at teldatum t − {lag}",
-                "budget",
-                ("year",),
-            )
-        ],
-    )
-    boards = schools.select(F.col("year").alias("teldatum_year"), "school_id", "board_id")
     per_unit = F.col("budget") / F.sum("net_score").over(Window.partitionBy("year", "scenario"))
     return (
-        funded.join(F.broadcast(boards), ["teldatum_year", "school_id"], "left")
+        units.join(F.broadcast(funding), "year")
+        .join(_paid_boards(units, schools), ["year", "school_id"], "left")
         .withColumn("amount_per_unit", per_unit)
         .transform(split_largest_remainder, ["year", "scenario"], "school_id", "net_score", "budget", "amount")
-        .select("year", "scenario", "school_id", "board_id", teldatum_year, "net_score", "amount_per_unit", "amount")
+        .select("year", "scenario", "school_id", "board_id", "teldatum_year", "net_score", "amount_per_unit", "amount")
+    )
+
+
+def _paid_boards(units: DataFrame, schools: DataFrame) -> DataFrame:
+    """(year, school_id, board_id): the vestiging's board in funding year `year`, else in the
+    latest year before it that `schools` lists (a null board there stays null)."""
+    listed = schools.select(F.col("year").alias("listed_year"), "school_id", "board_id")
+    paid = units.select("year", "school_id").distinct()
+    return (
+        paid.join(F.broadcast(listed), (paid.school_id == listed.school_id) & (F.col("listed_year") <= F.col("year")))
+        .groupBy("year", paid.school_id)
+        .agg(F.max_by("board_id", "listed_year").alias("board_id"))
     )
 
 

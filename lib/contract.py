@@ -8,6 +8,7 @@ table, column, rule and number of offending rows; row content (ids) never appear
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
@@ -295,8 +296,11 @@ class _Table:
         return shared.select(F.lit(self.definition.name).alias("table"), "shared")
 
 
-def _read_table(table: TableDef, raw: DataFrame, from_text: bool) -> tuple[_Table | None, list[Violation]]:
-    """The table with its canonical values and checks, or the columns it lacks."""
+def _read_table(
+    table: TableDef, raw: DataFrame, from_text: bool, mapped: Mapping[str, tuple[str, ...]]
+) -> tuple[_Table | None, list[Violation]]:
+    """The table with its canonical values and checks, or the columns it lacks. `mapped`:
+    per column, codes outside its domain that a mapping in conf/ recodes."""
     present = {f.name: f.dataType for f in raw.schema.fields}
     missing = [c for c in table.columns if c.name not in present]
     if missing:
@@ -318,7 +322,8 @@ def _read_table(table: TableDef, raw: DataFrame, from_text: bool) -> tuple[_Tabl
         if not col.nullable:
             checks.append(_Check(col.name, "null not allowed", c.isNull() & ~parse_failed.get(col.name, F.lit(False))))
         if col.domain:
-            checks.append(_Check(col.name, f"code not in {list(col.domain)}", c.isNotNull() & ~c.isin(*col.domain)))
+            known = (*col.domain, *mapped.get(col.name, ()))
+            checks.append(_Check(col.name, f"code not in {list(known)}", c.isNotNull() & ~c.isin(*known)))
         if col.min is not None:
             checks.append(_Check(col.name, f"value outside [{col.min}, {col.max}]", ~c.between(col.min, col.max)))
         if col.pattern:
@@ -336,9 +341,16 @@ class Inputs:
 
 
 def read_inputs(
-    spark: SparkSession, input_root: str | Path, fmt: str = "auto", tables: tuple[str, ...] | None = None
+    spark: SparkSession,
+    input_root: str | Path,
+    fmt: str = "auto",
+    tables: tuple[str, ...] | None = None,
+    mapped_codes: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None,
 ) -> Inputs:
     """Read and check every contract table; raise one `ContractError` listing all violations.
+
+    `mapped_codes` (table -> column -> codes) are register codes that a mapping in conf/
+    recodes into the categories: the contract accepts them besides the categories.
 
     Two queries check every table: one counts each table's rows and rule breaks, one the
     rows sharing a key (by key hash; recounted on the keys only where that finds any).
@@ -356,7 +368,10 @@ def read_inputs(
             continue
         table_format = detect_format(folder) if fmt == "auto" else fmt
         table, violations[name] = _read_table(
-            CONTRACT[name], read_raw(spark, folder, table_format), table_format == "csv"
+            CONTRACT[name],
+            read_raw(spark, folder, table_format),
+            table_format == "csv",
+            (mapped_codes or {}).get(name, {}),
         )
         if table is not None:
             read[name] = table

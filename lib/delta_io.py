@@ -77,10 +77,11 @@ def write_slice(df: DataFrame, path: str | Path, slice_values: Mapping[str, Sequ
 
 
 def append(df: DataFrame, path: str | Path) -> int:
-    """Append rows to an unpartitioned Delta table (the run record); return the new version."""
+    """Append rows to an unpartitioned Delta table (the run record); return the new version.
+    New nullable columns are added to the table (a run record of an older release)."""
     path = str(path)
     _check_reader_safe(df, path)
-    writer = df.write.format("delta").mode("append")
+    writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
     for key, value in READER_SAFE_PROPERTIES.items():
         writer = writer.option(key, value)
     writer.save(path)

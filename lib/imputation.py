@@ -10,7 +10,8 @@
   expressions of each student's row with the fitted parameters as a broadcast lookup.
 - Paths 2 and 3: the student takes the score of a donor (a student on path 4 or 5),
   found with joins over configured levels of match keys and chosen by the smallest hash
-  of (seed, recipient, donor), so the choice is deterministic given the seed.
+  of (seed, recipient, donor), so the choice is deterministic given the seed. Only missing
+  data match any donor; a parent's unknown education is a category of its own.
 
 Only count tables, fitted parameters and metrics reach the driver.
 """
@@ -40,18 +41,26 @@ EDUCATION_CHARACTERISTICS = tuple(f"{role}_education" for role in PARENT_ROLES)
 DONOR_SOURCES = ("imputed_education", "computed")  # paths 4 and 5: scores of their own
 EDUCATION_SOURCE = "imputed_education"  # path 4
 
-# Match keys a donor level may use, and the student-frame column each one compares.
-DONOR_MATCH_COLUMNS = {
-    "school_id": "school_id",
-    "track": "track",
-    "origin_group": "origin_group_observed",
-    "father_education": "father_education_observed",
-    "mother_education": "mother_education_observed",
-}
-# Keys a recipient may not know (no origin group, parent not in the register, unknown
-# education): an unknown recipient value matches every donor.
-_KEYS_UNKNOWN_MATCHES_ANY = ("origin_group", "father_education", "mother_education")
-_NO_VALUE = "?"  # a donor's unknown value: no recipient's known value equals it
+# Match keys a donor level may use (domain.md §3).
+DONOR_MATCH_KEYS = ("school_id", "track", "origin_group", "father_education", "mother_education")
+# A parent in the register without an education level: a category of its own for matching.
+UNKNOWN_EDUCATION = "unknown"
+_NO_VALUE = "?"  # a donor's missing value: no recipient's value equals it
+
+
+def _match_value(key: str) -> Column:
+    """The student's value of a match key; null only where the data are missing (a parent
+    not in the register, no origin group), and a null recipient value matches any donor."""
+    if key == "origin_group":
+        return F.col("origin_group_observed")
+    if key in EDUCATION_CHARACTERISTICS:
+        role = key.removesuffix("_education")
+        return F.when(F.col(f"{role}_in_register"), F.coalesce(F.col(f"{key}_observed"), F.lit(UNKNOWN_EDUCATION)))
+    return F.col(key)
+
+
+# Keys whose value a recipient may miss.
+_KEYS_MISSING_MATCHES_ANY = ("origin_group", *EDUCATION_CHARACTERISTICS)
 
 _HELD_OUT_BUCKETS = 10_000
 _MIN_PROBABILITY = 1e-15  # log-loss clipping, so one confident miss does not make it infinite
@@ -305,11 +314,12 @@ def with_imputed_education(
     fits: list[EducationFit],
     models: Mapping[str, ScoreModel],
     features: tuple[str, ...],
-    score_type: T.DecimalType,
+    coefficient_type: T.DecimalType,
 ) -> DataFrame:
     """`students` plus `c_father_education_imputed` and `c_mother_education_imputed`: for a
     path-4 student's parent with unknown education, the expected coefficient
-    `sum_k P(level k) * c_k` as a `score_type` decimal; else null. The fitted parameters and
+    `sum_k P(level k) * c_k` as a `coefficient_type` decimal, wide enough to leave the
+    rounding to the score (domain.md §2); else null. The fitted parameters and
     the models' level coefficients are one broadcast row per (model, year)."""
     rows = [
         (
@@ -349,7 +359,7 @@ def with_imputed_education(
         total = reduce(add, [F.coalesce(e, F.lit(0.0)) for e in exponentials])
         frame = frame.withColumn("_scale", F.when(imputed, F.lit(1.0) / total))
         expected = _expected(exponentials, F.col("_scale"), F.col(f"{role}_education_levels"))
-        frame = frame.withColumn(f"c_{role}_education_imputed", F.when(imputed, expected).cast(score_type))
+        frame = frame.withColumn(f"c_{role}_education_imputed", F.when(imputed, expected).cast(coefficient_type))
     return frame.select(*students.columns, *[f"c_{role}_education_imputed" for role in PARENT_ROLES])
 
 
@@ -394,7 +404,7 @@ _ENTRIES = T.ArrayType(
 
 
 def _entry(source: str, level: int, mask: Column, match_key: Column) -> Column:
-    """One (path, level) entry: `mask` says which keys a recipient may not know it does know
+    """One (path, level) entry: `mask` says which keys a recipient may miss it does have
     (bit i: the level's i-th such key), `match_key` the values of the keys compared."""
     return F.struct(
         F.lit(source).alias("source"),
@@ -405,18 +415,16 @@ def _entry(source: str, level: int, mask: Column, match_key: Column) -> Column:
 
 
 def _unknowable(keys: tuple[str, ...]) -> list[str]:
-    return [key for key in keys if key in _KEYS_UNKNOWN_MATCHES_ANY]
+    return [key for key in keys if key in _KEYS_MISSING_MATCHES_ANY]
 
 
 def _recipient_entries(levels_by_source: DonorLevels) -> Column:
-    """A recipient's entries for the levels of its own path. An unknown value (null) is left
+    """A recipient's entries for the levels of its own path. A missing value (null) is left
     out of the compared keys, so it matches every donor: the equi-join stays exact."""
 
     def entry(source: str, number: int, keys: tuple[str, ...]) -> Column:
-        known = [
-            F.col(DONOR_MATCH_COLUMNS[key]).isNotNull().cast("int") * (2**i) for i, key in enumerate(_unknowable(keys))
-        ]
-        values = F.array_compact(F.array(*[F.col(DONOR_MATCH_COLUMNS[key]) for key in keys]))
+        known = [_match_value(key).isNotNull().cast("int") * (2**i) for i, key in enumerate(_unknowable(keys))]
+        values = F.array_compact(F.array(*[_match_value(key) for key in keys]))
         return _entry(source, number, reduce(add, known, F.lit(0)), values)
 
     return F.coalesce(
@@ -432,36 +440,36 @@ def _recipient_entries(levels_by_source: DonorLevels) -> Column:
 
 def _donor_entries(levels_by_source: DonorLevels, combinations: list[tuple[str, int, int]]) -> Column:
     """A donor's entries for the (path, level, mask) combinations recipients use: the values of
-    the keys the mask keeps, a donor's unknown value as _NO_VALUE (it matches no recipient)."""
+    the keys the mask keeps, a donor's missing value as _NO_VALUE (it matches no recipient)."""
     entries = []
     for source, number, mask in combinations:
         keys = levels_by_source[source][number]
         unknowable = _unknowable(keys)
         kept = [key for key in keys if key not in unknowable or mask & 2 ** unknowable.index(key)]
         values = [
-            F.coalesce(F.col(DONOR_MATCH_COLUMNS[key]), F.lit(_NO_VALUE))
-            if key in unknowable
-            else F.col(DONOR_MATCH_COLUMNS[key])
-            for key in kept
+            F.coalesce(_match_value(key), F.lit(_NO_VALUE)) if key in unknowable else _match_value(key) for key in kept
         ]
         entries.append(_entry(source, number, F.lit(mask), F.array(*values)))
     return F.array(*entries) if entries else F.array().cast(_ENTRIES)
 
 
 def donor_scores(students: DataFrame, levels_by_source: DonorLevels, seed: int) -> DataFrame:
-    """(year, model, student_id, donor_score) for the recipients of each donor path.
+    """(year, model, student_id, donor_level, donor_score) for the recipients of each donor
+    path: the level (0 = most preferred) their donor was found at, and its score.
 
-    `levels_by_source` maps a score_source to its levels of match keys, preferred first.
-    Donors are the students on paths 4 and 5 of the same year and model. A recipient takes a
-    donor from the first level that has one; there the candidate with the smallest 64-bit
-    hash of (seed, recipient id, donor id) wins, an aggregate rather than a ranking. (Two
-    candidates of one recipient with the same hash, a chance of n²/3.7e19 for n candidates,
-    would leave the choice between those two to the order of processing.) A level is a
-    number and its key values one array column, so all levels are matched in one equi-join.
-    Donors are expanded only into the entries that recipients ask for (twice: to find each
-    recipient's first level, then its candidates there); donor ids never leave this
-    function. A recipient without a candidate at any level (no donor at all
-    in its year and model) gets no row.
+    `levels_by_source` maps a score_source to its levels of match keys, preferred first;
+    `students` has the keys' columns (`school_id`, `track`, `origin_group_observed`,
+    `<role>_education_observed`, `<role>_in_register`). Donors are the students on paths 4
+    and 5 of the same year and model. A recipient takes a donor from the first level that
+    has one; there the candidate with the smallest 64-bit hash of (seed, recipient id,
+    donor id) wins, an aggregate rather than a ranking. (Two candidates of one recipient
+    with the same hash, a chance of n²/3.7e19 for n candidates, would leave the choice
+    between those two to the order of processing.) A level is a number and its key values
+    one array column, so all levels are matched in one equi-join. Donors are expanded only
+    into the entries that recipients ask for (twice: to find each recipient's first level,
+    then its candidates there); donor ids never leave this function. A recipient without a
+    candidate at any level (no donor in its year, model and the last level's keys) gets no
+    row, and the output gate stops the run on its missing score.
     """
     recipients = students.where(F.col("score_source").isin(*levels_by_source)).select(
         "year", "model", "student_id", F.inline(_recipient_entries(levels_by_source))
@@ -494,6 +502,6 @@ def donor_scores(students: DataFrame, levels_by_source: DonorLevels, seed: int) 
     return (
         donor_entries(chosen)
         .join(chosen.hint("shuffle_hash"), _ENTRY_KEYS)
-        .groupBy("year", "model", "student_id")
+        .groupBy("year", "model", "student_id", F.col("level").alias("donor_level"))
         .agg(F.min_by("donor_score", preference).alias("donor_score"))
     )

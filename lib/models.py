@@ -51,6 +51,14 @@ class ScoreModel:
     education_mapping: dict[str, str]  # parent education code -> category it counts as
 
 
+def mapped_education_codes(models: list[ScoreModel]) -> tuple[str, ...]:
+    """Register education codes outside the categories that every model's mapping recodes:
+    the contract accepts them (a code only some models map would leave the others without
+    a coefficient)."""
+    codes = set.intersection(*[set(model.education_mapping) for model in models]) if models else set()
+    return tuple(sorted(codes))
+
+
 def load_model(config: Config, name: str) -> ScoreModel:
     key = f"models/{name}"
     return parse_model(config[key], f"{config.conf_dir / key}.yaml", expected_name=name)

@@ -22,13 +22,13 @@ from lib import contract, delta_io, publication
 from lib.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
 from lib.analyses import AnalysisRules, analyse, pair_id, profile_counts
 from lib.assignment import AssignmentRules, assign_swv, stop_on_undetermined_swv
-from lib.budgets import BudgetRules, lwoo_budgets, pro_amounts, pro_board_amounts
+from lib.budgets import BudgetRules, lwoo_budgets, pro_amounts, pro_board_amounts, pro_funding_years
 from lib.cutoffs import ScenarioGrid, scenario_cutoffs
 from lib.disclosure import DisclosureRules, suppress
 from lib.errors import PipelineError, describe
 from lib.imputation import education_counts
-from lib.models import load_model
-from lib.quality import QualityRules, check_inputs, check_outputs, raise_if_failed
+from lib.models import ScoreModel, load_model, mapped_education_codes
+from lib.quality import QualityRules, check_inputs, check_outputs, raise_if_failed, tie_warnings
 from lib.run_record import RunRecord, input_fingerprint
 from lib.runtime import Config, concurrently, materialize, releasing, stage
 from lib.scores import fit_education, fit_metrics, load_scoring_rules, score_facts, student_facts
@@ -96,7 +96,8 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
     try:
         with releasing(spark):
             with stage("read and check input", record.row_counts):
-                inputs = contract.read_inputs(spark, settings.input_root, settings.input_format)
+                mapped = {"education": {"education_level": mapped_education_codes(scored_models(config))}}
+                inputs = contract.read_inputs(spark, settings.input_root, settings.input_format, mapped_codes=mapped)
                 record.row_counts.update({f"input.{name}": rows for name, rows in inputs.row_counts.items()})
             outputs = [
                 replace(output, frame=output.frame.withColumn("run_id", F.lit(record.run_id)))
@@ -124,7 +125,13 @@ def compute(
     quality_rules = QualityRules.from_config(config)
     analysis_rules = AnalysisRules.from_config(config, grid)
     frames, years = inputs.frames, settings.years
-    models = [load_model(config, name) for name in sorted({scenario.model for scenario in grid.scenarios})]
+    models = scored_models(config)
+    funding = pro_funding_years(frames["budgets"], years, budget_rules)
+    record.warnings += [
+        {"rule": "no pro budget", "table": table, "year": year, "reason": reason}
+        for year, reason in funding.skipped.items()
+        for table in ("pro_amounts", "pro_board_amounts")
+    ]
 
     with stage("register facts"):
         facts = materialize(student_facts(frames, models, scoring_rules, years))
@@ -157,6 +164,7 @@ def compute(
         stop_on_undetermined_swv(students, frames["schools"])
     with stage("cutoffs"):
         cutoffs = scenario_cutoffs(students, grid)
+        record.warnings += tie_warnings(cutoffs, quality_rules)
     with stage("unit scores"):
         banded = with_band(students, cutoffs, grid)
         unit_sums = materialize(scenario_unit_sums(unit_band_sums(banded, grid), cutoffs, grid))
@@ -166,7 +174,7 @@ def compute(
         budgets = materialize(
             lwoo_budgets(units, students, frames["budgets"], frames["swv_budgets"], grid, budget_rules)
         )
-        pro = materialize(pro_amounts(units, frames["schools"], frames["budgets"], grid, budget_rules))
+        pro = materialize(pro_amounts(units, frames["schools"], frames["budgets"], grid, budget_rules, funding.paid))
     computed = {
         "student_scores": students,
         "cutoffs": cutoffs,
@@ -185,20 +193,19 @@ def compute(
         settings.concurrency,
     )
     with stage("output gates"):
-        report = input_report + check_outputs(computed, frames["budgets"], quality_rules)
+        report = input_report + check_outputs(computed, frames["budgets"])
         record.data_quality = report.to_dict()
         raise_if_failed(report)
 
     lwoo_ids, pro_ids = grid.scenario_ids(budget_rules.lwoo_model), grid.scenario_ids(budget_rules.pro_model)
-    funding_years = [year + budget_rules.teldatum_lag_years for year in years]
     pair_years = [year for year in years if year - 1 in years]
     slices = {
         "student_scores": {"year": years, "model": [m.name for m in models]},
         "cutoffs": {"year": years, "scenario": lwoo_ids + pro_ids},
         "unit_scores": {"year": years, "scenario": lwoo_ids + pro_ids},
         "budgets": {"year": years, "scenario": lwoo_ids},
-        "pro_amounts": {"year": funding_years, "scenario": pro_ids},
-        "pro_board_amounts": {"year": funding_years, "scenario": pro_ids},
+        "pro_amounts": {"year": funding.paid, "scenario": pro_ids},
+        "pro_board_amounts": {"year": funding.paid, "scenario": pro_ids},
         "profiles": {"year": years, "scenario": lwoo_ids + pro_ids},
         "stability": {"year": pair_years, "scenario": lwoo_ids},
         "redistribution": {"year": years, "scenario": lwoo_ids},
@@ -211,8 +218,13 @@ def compute(
     return [
         publication.Output(zone.get(table, settings.export_zone), table, frame, slices[table])
         for table, frame in (computed | analysed).items()
-        if all(slices[table].values())  # a one-year run has no year pairs
+        if all(slices[table].values())  # a one-year run has no year pairs; skipped funding years
     ]
+
+
+def scored_models(config: Config) -> list[ScoreModel]:
+    """The score models the scenario grid uses, by name."""
+    return [load_model(config, name) for name in sorted({s.model for s in ScenarioGrid.from_config(config).scenarios})]
 
 
 def analyse_outputs(

@@ -29,11 +29,9 @@ import great_expectations.expectations as gxe
 import pandas as pd
 from great_expectations.core.batch_definition import BatchDefinition
 from great_expectations.data_context.types.base import ProgressBarsConfig
-from great_expectations.expectations.row_conditions import Column as RowColumn
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lib.budgets import BudgetRules
 from lib.contract import CONTRACT
 from lib.cutoffs import ASYLUM_SOURCE
 from lib.errors import PipelineError
@@ -43,7 +41,6 @@ from lib.scores import SCORE_SOURCES
 
 # Counts only: GE keeps no unexpected values.
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
-PRO_BUDGET_MODES = ("all", "listed", "none")
 NON_NEGATIVE_BUDGET_COLUMNS = ("lwoo_se", "lwoo_iq", "regional", "pro", "total")
 
 
@@ -127,11 +124,9 @@ class QualityRules:
     """conf/quality.yaml, plus the rules of other files the gates must agree with."""
 
     tables_with_every_year: tuple[str, ...]
-    pro_budget_funding_years: str  # one of PRO_BUDGET_MODES
-    pro_budget_lag_years: int  # funding year t + lag pays teldatum t
     share_population_models: tuple[str, ...]
     share_bounds: dict[str, tuple[float, float]]
-    cutoff_tie_tolerance: float  # percentage points
+    tie_warning_bands: dict[str, float]  # band -> realised_share above target_share, in points; ascending
 
     @classmethod
     def from_config(cls, config: Any) -> QualityRules:
@@ -142,25 +137,29 @@ class QualityRules:
         tables_with_every_year = tuple(inputs["tables_with_every_year"])
         if not tables_with_every_year or not set(tables_with_every_year) <= set(yearly_tables):
             raise ConfigFileError(file, "input.tables_with_every_year", f"must be some of {yearly_tables}")
-        pro_mode = inputs["pro_budget_funding_years"]
-        if pro_mode not in PRO_BUDGET_MODES:
-            raise ConfigFileError(file, "input.pro_budget_funding_years", f"must be one of {list(PRO_BUDGET_MODES)}")
         models = tuple(inputs["share_population_models"])
         if not models or not all(f"models/{model}" in config.files for model in models):
             raise ConfigFileError(file, "input.share_population_models", "must name model files of conf/models/")
         bounds = {name: (float(b["min"]), float(b["max"])) for name, b in inputs["share_bounds"].items()}
         if set(bounds) != set(SHARES) or not all(0 <= low <= high <= 1 for low, high in bounds.values()):
             raise ConfigFileError(file, "input.share_bounds", f"needs {list(SHARES)}, each 0 <= min <= max <= 1")
-        tolerance = float(raw["output"]["cutoff_tie_tolerance"])
-        if tolerance < 0:
-            raise ConfigFileError(file, "output.cutoff_tie_tolerance", "must be >= 0")
+        bands = raw["output"]["tie_warning_bands"]
+        if (
+            not isinstance(bands, dict)
+            or not bands
+            or not all(
+                isinstance(points, int | float) and not isinstance(points, bool) and points > 0
+                for points in bands.values()
+            )
+        ):
+            raise ConfigFileError(file, "output.tie_warning_bands", "must map band names to points > 0")
         return cls(
             tables_with_every_year=tables_with_every_year,
-            pro_budget_funding_years=pro_mode,
-            pro_budget_lag_years=BudgetRules.from_config(config).teldatum_lag_years,
             share_population_models=models,
             share_bounds=bounds,
-            cutoff_tie_tolerance=tolerance,
+            tie_warning_bands=dict(
+                sorted(((name, float(points)) for name, points in bands.items()), key=lambda b: b[1])
+            ),
         )
 
 
@@ -242,7 +241,7 @@ def check_inputs(
     """Gate the contract's typed input frames (`Inputs.frames`) for the requested teldatum
     years, with the population shares measured on the scoring's `student_facts`.
 
-    Per requested year: the configured tables have rows, the budgets are there, every
+    Per requested year: the configured tables have rows, the lwoo budget is there, every
     enrolment's school and every vestiging's SWV exist, and the population shares lie
     within their bounds. One Spark query gives every count.
     """
@@ -269,20 +268,6 @@ def _per_year_checks(rules: QualityRules) -> list[_Check]:
             gxe.ExpectColumnValuesToNotBeNull(column="lwoo_budget"),
         )
     )
-    if rules.pro_budget_funding_years != "none":
-        listed = " that has a budgets row" if rules.pro_budget_funding_years == "listed" else ""
-        checks.append(
-            _Check(
-                "budgets",
-                ("pro_onderwijskansen_budget",),
-                f"no pro_onderwijskansen_budget for funding year t + {rules.pro_budget_lag_years}{listed} "
-                "of a requested teldatum year t",
-                "years",
-                gxe.ExpectColumnValuesToNotBeNull(
-                    column="pro_budget", row_condition=RowColumn("pro_budget_required") == 1
-                ),
-            )
-        )
     checks += [
         _zero_sum(
             "enrolment",
@@ -336,12 +321,9 @@ def _per_requested_year(
     requested = frames["enrolment"].sparkSession.range(1).select(F.explode(F.array(*map(F.lit, years))).alias("year"))
     with_counts = reduce(lambda left, right: left.join(right, "year", "left"), counts, requested)
     count_columns = [column for frame in counts for column in frame.columns if column != "year"]
-    listed = F.coalesce(F.col("funding_year_listed"), F.lit(False))
-    required = F.lit(True) if rules.pro_budget_funding_years == "all" else listed
     return (
         with_counts.fillna(0, count_columns)
-        .join(_budget_years(frames["budgets"], rules), "year", "left")
-        .withColumn("pro_budget_required", required.cast("int"))
+        .join(frames["budgets"].select("year", "lwoo_budget"), "year", "left")
         .join(_population_shares(facts, rules), "year", "left")
         .orderBy("year")
     )
@@ -365,16 +347,6 @@ def _vestigingen_without_swv(schools: DataFrame, swv_postcodes: DataFrame) -> Da
         .groupBy("year")
         .agg(F.count(F.lit(1)).alias("vestigingen_without_swv"))
     )
-
-
-def _budget_years(budgets: DataFrame, rules: QualityRules) -> DataFrame:
-    """Per year: its lwoo budget (as teldatum year t), and the pro budget of funding year t + lag."""
-    funding = budgets.select(
-        (F.col("year") - rules.pro_budget_lag_years).alias("year"),
-        F.col("pro_onderwijskansen_budget").alias("pro_budget"),
-        F.lit(True).alias("funding_year_listed"),
-    )
-    return budgets.select("year", "lwoo_budget").join(funding, "year", "full")
 
 
 def _population_shares(facts: DataFrame, rules: QualityRules) -> DataFrame:
@@ -403,12 +375,12 @@ def _population_shares(facts: DataFrame, rules: QualityRules) -> DataFrame:
 # Output gates
 
 
-def check_outputs(outputs: Mapping[str, DataFrame], national_budgets: DataFrame, rules: QualityRules) -> GateReport:
+def check_outputs(outputs: Mapping[str, DataFrame], national_budgets: DataFrame) -> GateReport:
     """Gate the output tables present in `outputs` (keyed by table name: student_scores,
     cutoffs, budgets, pro_amounts); `national_budgets` is the input table `budgets`."""
     gates = {
         "student_scores": check_student_scores,
-        "cutoffs": lambda frame: check_cutoffs(frame, rules),
+        "cutoffs": check_cutoffs,
         "budgets": lambda frame: check_budgets(frame, national_budgets),
         "pro_amounts": lambda frame: check_pro_amounts(frame, national_budgets),
     }
@@ -444,31 +416,47 @@ def check_student_scores(student_scores: DataFrame) -> GateReport:
     )
 
 
-def check_cutoffs(cutoffs: DataFrame, rules: QualityRules) -> GateReport:
-    """`export/cutoffs`: target_share <= realised_share <= target_share + tie tolerance."""
-    table, columns, tolerance = "cutoffs", ("realised_share", "target_share"), rules.cutoff_tie_tolerance
+def check_cutoffs(cutoffs: DataFrame) -> GateReport:
+    """`export/cutoffs`: realised_share >= target_share (ties may push it above: see
+    `tie_warnings`)."""
     return _validate(
         "output",
-        _collected(cutoffs.withColumn("share_above_target", F.col("realised_share") - F.col("target_share"))),
+        _collected(cutoffs.select("realised_share", "target_share")),
         [
             _Check(
-                table,
-                columns,
+                "cutoffs",
+                ("realised_share", "target_share"),
                 "realised_share below target_share",
                 "rows",
                 gxe.ExpectColumnPairValuesAToBeGreaterThanB(
                     column_A="realised_share", column_B="target_share", or_equal=True
                 ),
-            ),
-            _Check(
-                table,
-                columns,
-                f"realised_share above target_share + {tolerance} percentage points of ties",
-                "rows",
-                gxe.ExpectColumnValuesToBeBetween(column="share_above_target", max_value=tolerance),
-            ),
+            )
         ],
     )
+
+
+def tie_warnings(cutoffs: DataFrame, rules: QualityRules) -> list[dict[str, Any]]:
+    """For the run record: the (year, scenario) cutoffs whose ties put realised_share at least
+    a band's points above target_share, each with the highest band it reaches (domain.md
+    §4: ties never stop a run). `cutoffs` is the small local frame of `export/cutoffs`."""
+    warnings = []
+    for row in cutoffs.select("year", "scenario", "target_share", "realised_share").collect():
+        above = row.realised_share - row.target_share
+        reached = [band for band, points in rules.tie_warning_bands.items() if above >= points]
+        if reached:
+            warnings.append(
+                {
+                    "rule": "ties at the cutoff",
+                    "band": reached[-1],
+                    "table": "cutoffs",
+                    "year": row.year,
+                    "scenario": row.scenario,
+                    "target_share": row.target_share,
+                    "realised_share": round(row.realised_share, 6),
+                }
+            )
+    return sorted(warnings, key=lambda warning: (warning["year"], warning["scenario"]))
 
 
 def check_budgets(budgets: DataFrame, national_budgets: DataFrame) -> GateReport:

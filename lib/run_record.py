@@ -36,6 +36,7 @@ RUNS_SCHEMA = T.StructType(
         T.StructField("disclosure", T.StringType(), True),
         T.StructField("model_fit", T.StringType(), True),
         T.StructField("error", T.StringType(), True),
+        T.StructField("warnings", T.StringType(), True),
     ]
 )
 
@@ -76,9 +77,11 @@ class RunRecord:
     data_quality: dict[str, Any] = field(default_factory=dict)
     disclosure: dict[str, Any] = field(default_factory=dict)
     model_fit: dict[str, Any] = field(default_factory=dict)
+    # What did not stop the run but a reader should know: tie overshoots, skipped slices.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def to_frame(self, spark: SparkSession, status: str, error: str | None = None) -> DataFrame:
-        def as_json(value: dict[str, Any]) -> str | None:
+        def as_json(value: dict[str, Any] | list[dict[str, Any]]) -> str | None:
             return json.dumps(value, sort_keys=True, default=str) if value else None
 
         row = (
@@ -96,5 +99,6 @@ class RunRecord:
             as_json(self.disclosure),
             as_json(self.model_fit),
             error,
+            as_json(self.warnings),
         )
         return spark.createDataFrame([row], RUNS_SCHEMA)

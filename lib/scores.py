@@ -33,7 +33,7 @@ from pyspark.sql import types as T
 
 from lib.contract import DURATION_CLASSES
 from lib.imputation import (
-    DONOR_MATCH_COLUMNS,
+    DONOR_MATCH_KEYS,
     DONOR_SOURCES,
     EDUCATION_CHARACTERISTICS,
     FEATURES,
@@ -60,6 +60,10 @@ IMPUTED = "imputed"  # the category of a parent whose education level was impute
 _SCORE_INTEGER_DIGITS = 6
 # conf/scoring.yaml `donors` section -> the path whose recipients it serves.
 _DONOR_PATHS = {"not_in_register": "imputed_donor_school", "parent_not_in_register": "imputed_donor_parent"}
+_PATH_2_KEY = "track"
+# A score adds six terms of 6 integer digits (11 in the sum) and at most this many
+# decimals: within Spark's 38 digits, so no intermediate sum is rounded.
+_MAX_DECIMALS = 27
 
 OUTPUT_COLUMNS = (
     "year",
@@ -83,6 +87,7 @@ class ScoringRules:
     teldatum_month: int
     teldatum_day: int
     score_decimals: int
+    expected_coefficient_decimals: int
     wsnp_window_months: int
     asylum_min_registration_date: datetime.date
     missing_mother_duration: str
@@ -92,6 +97,12 @@ class ScoringRules:
     @property
     def score_type(self) -> T.DecimalType:
         return T.DecimalType(_SCORE_INTEGER_DIGITS + self.score_decimals, self.score_decimals)
+
+    @property
+    def expected_coefficient_type(self) -> T.DecimalType:
+        """An imputed parent's expected coefficient, unrounded for the score's one rounding."""
+        decimals = self.expected_coefficient_decimals
+        return T.DecimalType(_SCORE_INTEGER_DIGITS + decimals, decimals)
 
 
 def load_scoring_rules(config: Config) -> ScoringRules:
@@ -120,13 +131,19 @@ def parse_scoring_rules(raw: Any, file: str) -> ScoringRules:
     donor_levels = {}
     for section, source in _DONOR_PATHS.items():
         levels = value(f"donors.{section}", list)
-        if not levels or not all(
-            isinstance(level, list) and set(level) <= set(DONOR_MATCH_COLUMNS) for level in levels
-        ):
+        if not levels or not all(isinstance(level, list) and set(level) <= set(DONOR_MATCH_KEYS) for level in levels):
             raise ConfigFileError(
-                file, f"donors.{section}", f"must be a non-empty list of key lists from {list(DONOR_MATCH_COLUMNS)}"
+                file, f"donors.{section}", f"must be a non-empty list of key lists from {list(DONOR_MATCH_KEYS)}"
             )
         donor_levels[source] = tuple(tuple(level) for level in levels)
+    # domain.md §3: a path-2 donor has the recipient's track (its score holds the track's start value).
+    if not all(_PATH_2_KEY in level for level in donor_levels[_DONOR_PATHS["not_in_register"]]):
+        raise ConfigFileError(file, "donors.not_in_register", f"every level must include {_PATH_2_KEY}")
+    decimals = {name: value(name, int) for name in ("score_decimals", "expected_coefficient_decimals")}
+    if not 0 <= decimals["score_decimals"] <= decimals["expected_coefficient_decimals"] <= _MAX_DECIMALS:
+        raise ConfigFileError(
+            file, "expected_coefficient_decimals", f"must be at least score_decimals and at most {_MAX_DECIMALS}"
+        )
 
     features = value("education_imputation.features", list)
     if not features or not set(features) <= set(FEATURES):
@@ -140,7 +157,8 @@ def parse_scoring_rules(raw: Any, file: str) -> ScoringRules:
     return ScoringRules(
         teldatum_month=teldatum.month,
         teldatum_day=teldatum.day,
-        score_decimals=value("score_decimals", int),
+        score_decimals=decimals["score_decimals"],
+        expected_coefficient_decimals=decimals["expected_coefficient_decimals"],
         wsnp_window_months=value("wsnp_window_months", int),
         asylum_min_registration_date=value("asylum_min_registration_date", datetime.date),
         missing_mother_duration=missing_duration,
@@ -380,7 +398,9 @@ def with_coefficients(students: DataFrame, coefficients: DataFrame, starts: Data
 
 
 def with_score(students: DataFrame, score_type: T.DecimalType) -> DataFrame:
-    """D = start + the five coefficients, in DECIMAL (null where the student has no own score)."""
+    """D = start + the five coefficients, in DECIMAL (null where the student has no own score):
+    summed exactly, then rounded once to `score_type`, half away from zero (Spark's decimal
+    cast rounds HALF_UP, which is away from zero on a tie)."""
     terms = [F.col("c_start"), *[F.col(f"c_{characteristic}") for characteristic in CHARACTERISTICS]]
     return students.withColumn("score", reduce(add, terms).cast(score_type))
 
@@ -392,7 +412,7 @@ def with_donor_scores(students: DataFrame, donated: DataFrame, donor_paths: tupl
         .withColumn(
             "score", F.when(F.col("score_source").isin(*donor_paths), F.col("donor_score")).otherwise(F.col("score"))
         )
-        .drop("donor_score")
+        .drop("donor_level", "donor_score")
     )
 
 
@@ -435,7 +455,13 @@ def score_facts(
     features = rules.education_model.features
     with stage("own scores"):
         own_scores = materialize(
-            facts.transform(with_imputed_education, fits, {model.name: model for model in models}, features, score_type)
+            facts.transform(
+                with_imputed_education,
+                fits,
+                {model.name: model for model in models},
+                features,
+                rules.expected_coefficient_type,
+            )
             .transform(with_categories)
             .transform(with_coefficients, per_model(coefficient_lookup), per_model(start_lookup))
             .transform(with_score, score_type)

@@ -1,10 +1,18 @@
+from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
 from pyspark.sql import functions as F
 
-from lib.budgets import BudgetRules, lwoo_budgets, pro_amounts, pro_board_amounts, split_largest_remainder
+from lib.budgets import (
+    BudgetRules,
+    lwoo_budgets,
+    pro_amounts,
+    pro_board_amounts,
+    pro_funding_years,
+    split_largest_remainder,
+)
 from lib.contract import ContractError
 from lib.cutoffs import ScenarioGrid
 
@@ -122,10 +130,10 @@ def test_missing_lwoo_budget_or_swv_budget_stops_the_run(spark, grid, rules):
     assert "table swv_budgets, column swv_id: no row for an SWV with lwoo students" in message
 
 
-def pro_inputs(spark, teldatum_years=(2018,)):
+def pro_inputs(spark, teldatum_years=(2018,), schools=None):
     nets = {"V1": 1, "V2": 2, "V3": 0}
     units = [(y, "pro_p30_vestiging", school, 0, Decimal(net)) for y in teldatum_years for school, net in nets.items()]
-    schools = [(2018, "V1", "B1"), (2018, "V2", "B1"), (2018, "V3", "B2")]
+    schools = schools or [(2018, "V1", "B1"), (2018, "V2", "B1"), (2018, "V3", "B2")]
     return (
         spark.createDataFrame(units, UNITS),
         spark.createDataFrame(schools, "year int, school_id string, board_id string"),
@@ -134,7 +142,7 @@ def pro_inputs(spark, teldatum_years=(2018,)):
 
 
 def test_pro_amounts_use_the_net_scores_two_years_back_and_sum_to_the_budget(spark, grid, rules):
-    frame = pro_amounts(*pro_inputs(spark), grid, rules)
+    frame = pro_amounts(*pro_inputs(spark), grid, rules, [2020])
     rows = {r.school_id: r for r in frame.collect()}
     assert {school: (r.year, r.teldatum_year, r.board_id, r.amount) for school, r in rows.items()} == {
         "V1": (2020, 2018, "B1", Decimal("33.33")),
@@ -157,6 +165,47 @@ def test_pro_amounts_use_the_net_scores_two_years_back_and_sum_to_the_budget(spa
     ]
 
 
-def test_missing_pro_budget_for_a_funding_year_stops_the_run(spark, grid, rules):
-    with pytest.raises(ContractError, match=r"pro_onderwijskansen_budget: no pro budget .* t − 2 \(1 rows\)"):
-        pro_amounts(*pro_inputs(spark, teldatum_years=(2018, 2019)), grid, rules)
+def test_the_board_paid_is_the_vestigings_board_in_the_funding_year_or_the_latest_before(spark, grid, rules):
+    # domain.md §6. V1 changes board in the funding year 2020; V2 in 2019 and is not listed
+    # in 2020 (its latest board before 2020 is paid); V3's listing of 2021 is after the
+    # funding year, and in 2020 it has no board at all.
+    schools = [
+        (2018, "V1", "B1"),
+        (2019, "V1", "B1"),
+        (2020, "V1", "B3"),
+        (2018, "V2", "B1"),
+        (2019, "V2", "B4"),
+        (2018, "V3", "B2"),
+        (2020, "V3", None),
+        (2021, "V3", "B5"),
+    ]
+    frame = pro_amounts(*pro_inputs(spark, schools=schools), grid, rules, [2020])
+    assert {r.school_id: (r.teldatum_year, r.board_id) for r in frame.collect()} == {
+        "V1": (2018, "B3"),
+        "V2": (2018, "B4"),
+        "V3": (2018, None),
+    }
+    boards = {r.board_id: (r.n_vestigingen, r.amount) for r in pro_board_amounts(frame).collect()}
+    assert boards == {"B3": (1, Decimal("33.33")), "B4": (1, Decimal("66.67")), None: (1, Decimal("0.00"))}
+
+
+def test_a_funding_year_without_pro_budget_is_skipped_with_its_reason(spark, grid, rules):
+    budgets = spark.createDataFrame([(2020, None, Decimal("100.00")), (2021, Decimal(5), None)], BUDGETS)
+    funding = pro_funding_years(budgets, [2018, 2019, 2020], rules)
+    assert funding.paid == [2020]
+    assert funding.skipped == {
+        2021: "pro_onderwijskansen_budget is null for funding year 2021 (teldatum 2019)",
+        2022: "no budgets row for funding year 2022 (teldatum 2020)",
+    }
+    units, schools, _ = pro_inputs(spark, teldatum_years=(2018, 2019, 2020))
+    frame = pro_amounts(units, schools, budgets, grid, rules, funding.paid)
+    assert {(r.year, r.teldatum_year) for r in frame.collect()} == {(2020, 2018)}
+    assert sum(r.amount for r in frame.collect()) == Decimal("100.00")
+
+
+def test_configuration_can_demand_a_pro_budget_for_every_funding_year(spark, rules):
+    budgets = spark.createDataFrame([(2020, None, Decimal("100.00"))], BUDGETS)
+    demanding = replace(rules, missing_pro_budget="stop")
+    assert pro_funding_years(budgets, [2018], demanding).paid == [2020]
+    with pytest.raises(ContractError, match=r"pro_onderwijskansen_budget: no pro budget .* t − 2 \(2 rows\)"):
+        pro_funding_years(budgets, [2018, 2019, 2020], demanding)

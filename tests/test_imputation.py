@@ -4,7 +4,7 @@ and the invariants of a full run on a few thousand generated students."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
@@ -64,8 +64,10 @@ def test_expected_coefficient_is_the_probability_weighted_mean(spark, pro_model,
         ],
         schema,
     )
-    frame = with_imputed_education(students, fits, {"pro": pro_model}, features, scoring_rules.score_type)
-    assert dict(frame.dtypes)["c_father_education_imputed"] == "decimal(12,6)"
+    frame = with_imputed_education(
+        students, fits, {"pro": pro_model}, features, scoring_rules.expected_coefficient_type
+    )
+    assert dict(frame.dtypes)["c_father_education_imputed"] == "decimal(24,18)"  # unrounded: domain.md §2
     assert frame.columns == [*students.columns, "c_father_education_imputed", "c_mother_education_imputed"]
     result = {
         row["student_id"]: (row["c_father_education_imputed"], row["c_mother_education_imputed"])
@@ -81,87 +83,141 @@ def test_expected_coefficient_is_the_probability_weighted_mean(spark, pro_model,
 
 
 # --- Donor choice -------------------------------------------------------------------------
+# domain.md §3. Every recipient below has one expected level and, where the level allows,
+# one expected donor; next to it stand students that a dropped key (track, year, model,
+# school, origin, a parent's education, "unknown" as a category) would let in.
+
+UNKNOWN, MISSING = "unknown", "missing"  # a parent in the register without a level; not in the register
 
 
 @dataclass(frozen=True)
 class Scored:
     student_id: str
-    score_source: str = "computed"
-    score: str | None = "0"
-    school_id: str = "school_a"
-    track: str = "pro"
+    school_id: str
+    track: str = "vmbo_bk"
     origin_group_observed: str | None = "nl"
-    father_education_observed: str | None = "mbo23"
-    mother_education_observed: str | None = "mbo23"
+    father: str = "mbo23"  # a level, UNKNOWN or MISSING
+    mother: str = "mbo23"
+    score: str | None = None  # None: a recipient, asylum student or donor-path student
+    score_source: str = "computed"
+    year: int = 2022
+    model: str = "lwoo"
 
 
-DONOR_FRAME_SCHEMA = T.StructType(
-    [
-        T.StructField("year", T.IntegerType()),
-        T.StructField("model", T.StringType()),
-        T.StructField("student_id", T.StringType()),
-        T.StructField("score_source", T.StringType()),
-        T.StructField("score", T.DecimalType(12, 6)),
-        T.StructField("school_id", T.StringType()),
-        T.StructField("track", T.StringType()),
-        T.StructField("origin_group_observed", T.StringType()),
-        T.StructField("father_education_observed", T.StringType()),
-        T.StructField("mother_education_observed", T.StringType()),
-    ]
+def donor(student_id, school_id, score, **keys) -> Scored:
+    unknown = UNKNOWN in (keys.get("father"), keys.get("mother"))
+    return Scored(
+        student_id, school_id, score=score, score_source="imputed_education" if unknown else "computed", **keys
+    )
+
+
+def recipient(student_id, school_id, path=3, **keys) -> Scored:
+    return Scored(student_id, school_id, score_source=f"imputed_donor_{'school' if path == 2 else 'parent'}", **keys)
+
+
+DONOR_FRAME_COLUMNS = (
+    "year int, model string, student_id string, score_source string, score decimal(12,6), school_id string, "
+    "track string, origin_group_observed string, father_education_observed string, "
+    "mother_education_observed string, father_in_register boolean, mother_in_register boolean"
 )
 
 
-def scored_frame(spark: SparkSession, students: list[Scored], year: int = 2022) -> DataFrame:
-    rows = []
-    for student in students:
-        row = asdict(student)
-        row["score"] = None if student.score is None else Decimal(student.score)
-        rows.append((year, "pro", *row.values()))
-    return literal_frame(spark, rows, DONOR_FRAME_SCHEMA)
+def scored_frame(spark: SparkSession, students: list[Scored]) -> DataFrame:
+    def parent(value: str) -> tuple[str | None, bool]:
+        return (None if value in (UNKNOWN, MISSING) else value), value != MISSING
+
+    rows = [
+        (
+            s.year,
+            s.model,
+            s.student_id,
+            s.score_source,
+            None if s.score is None else Decimal(s.score),
+            s.school_id,
+            s.track,
+            s.origin_group_observed,
+            parent(s.father)[0],
+            parent(s.mother)[0],
+            parent(s.father)[1],
+            parent(s.mother)[1],
+        )
+        for s in students
+    ]
+    return literal_frame(spark, rows, T.StructType.fromDDL(DONOR_FRAME_COLUMNS))
 
 
-def donated(frame: DataFrame, scoring_rules, seed: int) -> dict[str, Decimal]:
-    return {
-        row["student_id"]: row["donor_score"] for row in donor_scores(frame, scoring_rules.donor_levels, seed).collect()
-    }
+def donated(frame: DataFrame, scoring_rules, seed: int) -> dict[str, tuple[int, Decimal]]:
+    """recipient -> (level its donor was found at, donor score)."""
+    chosen = donor_scores(frame, scoring_rules.donor_levels, seed).collect()
+    return {row["student_id"]: (row["donor_level"], row["donor_score"]) for row in chosen}
 
 
+def elsewhere(prefix: str, school_id: str, **keys) -> list[Scored]:
+    """Perfect matches of a recipient that a dropped year or model key would let in."""
+    return [
+        donor(f"{prefix}_last_year", school_id, "9.91", year=2021, **keys),
+        donor(f"{prefix}_other_model", school_id, "9.92", model="pro", **keys),
+    ]
+
+
+TURKEY_BASIS = {"origin_group_observed": "turkey", "father": "basis"}
 DONOR_CASES = [
-    # Donors: several kinds at school a, nl ones at school b, one east_asia at school d; school c
-    # has only students who may not donate.
-    Scored("a_donor_nl", score="1.1"),
-    Scored("a_donor_turkey", score="1.2", origin_group_observed="turkey", mother_education_observed="mbo4"),
-    Scored("a_donor_educ_imputed", "imputed_education", "1.3", mother_education_observed=None),
-    Scored("a_donor_father_basis", score="1.4", origin_group_observed="new_eu", father_education_observed="basis"),
-    *[Scored(f"b_donor_{i}", score=f"2.{i}", school_id="school_b") for i in range(5)],
-    Scored("d_donor_east_asia", score="4.4", school_id="school_d", origin_group_observed="east_asia"),
-    Scored("c_asylum", "imputed_asylum", None, school_id="school_c"),
-    Scored("c_other_recipient", "imputed_donor_parent", None, school_id="school_c", origin_group_observed="sur_ant"),
-    # Path 2 recipients.
-    Scored("not_in_register_a", "imputed_donor_school", None),
-    Scored("not_in_register_c", "imputed_donor_school", None, school_id="school_c"),
-    # Path 3 recipients.
-    Scored(
-        "turkey_mother_mbo4_no_father",
-        "imputed_donor_parent",
-        None,
-        origin_group_observed="turkey",
-        father_education_observed=None,
-        mother_education_observed="mbo4",
+    # Path 2 (only school and track known): same school and track, then the track nationally.
+    donor("p2_bk", "p2_school", "2.01"),
+    *[donor(f"p2_gt_{i}", "p2_school", f"9.0{i}", track="vmbo_gt") for i in range(4)],
+    recipient("p2_at_school", "p2_school", path=2),
+    recipient("p2_national", "p2_empty", path=2, track="vmbo_gt"),
+    *elsewhere("p2", "p2_empty", track="vmbo_gt"),
+    Scored("p2_asylum", "p2_empty", track="vmbo_gt", score_source="imputed_asylum"),
+    # Path 3, unknown education is a category of its own: a father in the register without a
+    # level matches only donors whose father's level is unknown too, none at its school.
+    donor("p3_father_unknown", "p3_elsewhere", "3.02", father=UNKNOWN, mother=UNKNOWN, origin_group_observed="turkey"),
+    donor("p3_father_basis", "p3_school", "3.01", mother="mbo4", **TURKEY_BASIS),
+    *[donor(f"p3_father_basis_{i}", "p3_school", f"9.1{i}", mother="havo_vwo", **TURKEY_BASIS) for i in range(4)],
+    recipient("father_unknown", "p3_school", origin_group_observed="turkey", father=UNKNOWN, mother=MISSING),
+    # A father not in the register matches any father: the mother decides.
+    recipient("father_missing", "p3_school", origin_group_observed="turkey", father=MISSING, mother="mbo4"),
+    # No parents row at all: both parents missing, the student's own origin and track count.
+    donor("p3n_turkey_bk", "p3_no_parents", "3.03", **TURKEY_BASIS),
+    donor("p3n_turkey_gt", "p3_no_parents", "9.21", track="vmbo_gt", **TURKEY_BASIS),
+    donor("p3n_nl_bk", "p3_no_parents", "9.22"),
+    recipient("no_parents_row", "p3_no_parents", origin_group_observed="turkey", father=MISSING, mother=MISSING),
+    # A null origin group matches any origin; the parents' levels still count.
+    donor("p3o_match", "p3_origin", "4.01", origin_group_observed="sur_ant", father="basis", mother="mbo4"),
+    *[
+        donor(f"p3o_father_{i}", "p3_origin", f"9.3{i}", origin_group_observed="sur_ant", father="havo_vwo")
+        for i in range(3)
+    ],
+    recipient("origin_missing", "p3_origin", origin_group_observed=None, father="basis", mother="mbo4"),
+    # No match at the school: all keys nationally (level 1), then track + origin (2), then the track (3).
+    donor(
+        "p3x_gt", "p3_empty", "9.41", track="vmbo_gt", origin_group_observed="east_asia", father="mbo4", mother=UNKNOWN
     ),
-    Scored(
-        "no_origin_mother_unknown",
-        "imputed_donor_parent",
-        None,
-        origin_group_observed=None,
-        father_education_observed="basis",
-        mother_education_observed=None,
+    *elsewhere("p3x", "p3_empty", origin_group_observed="north_africa", father="havo_vwo", mother="havo_vwo"),
+    Scored("p3x_asylum", "p3_empty", origin_group_observed="other", score_source="imputed_asylum"),
+    donor("p3y_match", "p3_elsewhere", "5.01", origin_group_observed="east_asia", father="mbo4", mother=UNKNOWN),
+    *[donor(f"p3y_{i}", "p3_elsewhere", f"9.5{i}", origin_group_observed="east_asia", father="mbo4") for i in range(2)],
+    donor("p3z_north_africa", "p3_elsewhere", "6.01", origin_group_observed="north_africa"),
+    donor(
+        "p3z_north_africa_gt",
+        "p3_empty",
+        "9.61",
+        track="vmbo_gt",
+        origin_group_observed="north_africa",
+        father="havo_vwo",
+        mother="havo_vwo",
     ),
-    Scored("east_asia_at_b", "imputed_donor_parent", None, school_id="school_b", origin_group_observed="east_asia"),
+    recipient("national_all_keys", "p3_empty", origin_group_observed="east_asia", father="mbo4", mother=UNKNOWN),
+    recipient(
+        "national_origin", "p3_empty", origin_group_observed="north_africa", father="havo_vwo", mother="havo_vwo"
+    ),
+    recipient("national_track", "p3_empty", origin_group_observed="other"),
 ]
-
-
-OWN_SCORES = {Decimal(s.score) for s in DONOR_CASES if s.score_source in ("computed", "imputed_education")}
+BK_DONOR_SCORES = {
+    Decimal(s.score)
+    for s in DONOR_CASES
+    if s.score is not None and (s.year, s.model, s.track) == (2022, "lwoo", "vmbo_bk")
+}
 
 
 @pytest.fixture(scope="module")
@@ -169,31 +225,41 @@ def donor_choice(spark, scoring_rules):
     return donated(scored_frame(spark, DONOR_CASES), scoring_rules, SEED)
 
 
-def test_path_2_prefers_the_same_school(donor_choice):
-    assert donor_choice["not_in_register_a"] in {Decimal(s) for s in ("1.1", "1.2", "1.3", "1.4")}
+@pytest.mark.parametrize(
+    ("student", "level", "score"),
+    [
+        ("p2_at_school", 0, "2.01"),  # not a vmbo_gt student of its school
+        ("father_unknown", 1, "3.02"),  # not a known father at its school
+        ("father_missing", 0, "3.01"),
+        ("no_parents_row", 0, "3.03"),
+        ("origin_missing", 0, "4.01"),
+        ("national_all_keys", 1, "5.01"),  # not the vmbo_gt match at its own school
+        ("national_origin", 2, "6.01"),  # not last year's or the pro model's perfect match
+    ],
+)
+def test_the_donor_comes_from_the_first_level_that_matches(donor_choice, student, level, score):
+    assert donor_choice[student] == (level, Decimal(score))
 
 
-def test_path_2_falls_back_to_national_donors_only(donor_choice):
-    assert donor_choice["not_in_register_c"] in OWN_SCORES  # not the asylum or donor-path students at school c
+def test_path_2_falls_back_to_the_same_track_nationally(donor_choice):
+    level, score = donor_choice["p2_national"]
+    gt_scores = {Decimal(s.score) for s in DONOR_CASES if s.score and s.track == "vmbo_gt" and s.year == 2022}
+    assert level == 1 and score in gt_scores - {Decimal("9.92")}  # the same year and model only
 
 
-def test_path_3_takes_the_most_similar_student_at_the_same_school(donor_choice):
-    assert donor_choice["turkey_mother_mbo4_no_father"] == Decimal("1.2")
-    # An unknown origin and mother's education match anyone: only the father's level counts.
-    assert donor_choice["no_origin_mother_unknown"] == Decimal("1.4")
+def test_path_3_falls_back_to_the_track(donor_choice):
+    level, score = donor_choice["national_track"]
+    assert level == 3 and score in BK_DONOR_SCORES
 
 
-def test_path_3_prefers_a_similar_student_elsewhere_to_a_different_one_at_school(donor_choice):
-    assert donor_choice["east_asia_at_b"] == Decimal("4.4")
-
-
-def test_path_3_falls_back_to_less_similar_donors(donor_choice):
-    assert donor_choice["c_other_recipient"] in OWN_SCORES  # no sur_ant donor anywhere: same track nationally
+def test_every_recipient_gets_a_donor_and_nobody_else(donor_choice):
+    recipients = {s.student_id for s in DONOR_CASES if s.score_source.startswith("imputed_donor")}
+    assert set(donor_choice) == recipients
 
 
 def test_donor_choice_is_deterministic_given_the_seed(spark, scoring_rules):
-    school = [Scored(f"donor_{i}", score=f"{i}") for i in range(12)]
-    recipients = [Scored(f"recipient_{i}", "imputed_donor_school", None) for i in range(30)]
+    school = [donor(f"donor_{i}", "s", f"{i}") for i in range(12)]
+    recipients = [recipient(f"recipient_{i}", "s", path=2) for i in range(30)]
     frame = scored_frame(spark, school + recipients)
     first = donated(frame, scoring_rules, seed=1)
     assert donated(frame, scoring_rules, seed=1) == first

@@ -103,8 +103,16 @@ def test_scoring_rules(config):
     assert (rules.teldatum_month, rules.teldatum_day, rules.wsnp_window_months) == (10, 1, 12)
     assert str(rules.asylum_min_registration_date) == "2014-01-01"
     assert rules.missing_mother_duration == "10_plus"
-    assert rules.donor_levels["imputed_donor_school"] == (("school_id",), ())
-    assert rules.donor_levels["imputed_donor_parent"][0][0] == "school_id"
+    # domain.md §3: path 2 same school and track, then the track; path 3 from all keys at
+    # the school down to the track.
+    assert rules.donor_levels["imputed_donor_school"] == (("school_id", "track"), ("track",))
+    assert rules.donor_levels["imputed_donor_parent"] == (
+        ("school_id", "track", "origin_group", "father_education", "mother_education"),
+        ("track", "origin_group", "father_education", "mother_education"),
+        ("track", "origin_group"),
+        ("track",),
+    )
+    assert (rules.score_type.scale, rules.expected_coefficient_type.scale) == (6, 18)
     assert rules.education_model.features == (
         "income_percentile",
         "age",
@@ -126,6 +134,8 @@ def test_scoring_rules(config):
         (lambda raw: raw.pop("wsnp_window_months"), "wsnp_window_months"),
         (lambda raw: raw.update(missing_mother_duration="forever"), "missing_mother_duration"),
         (lambda raw: raw.update(score_decimals=True), "score_decimals"),
+        (lambda raw: raw.update(expected_coefficient_decimals=4), "expected_coefficient_decimals"),
+        (lambda raw: raw["donors"]["not_in_register"].append([]), "donors.not_in_register"),
     ],
 )
 def test_invalid_scoring_rules_name_file_and_key(config, mutate, key):
