@@ -222,7 +222,12 @@ def fit_education_models(
     table: pa.Table, settings: EducationModelSettings, groups: list[tuple[str, int]]
 ) -> list[EducationFit]:
     """Fit every (model, year) group of the collected `education_counts` on the driver
-    (no Spark job): groups without a parent to impute fit no model."""
+    (no Spark job): groups without a parent to impute fit no model.
+
+    The rows arrive in an order that depends on Spark's partitioning; they are sorted
+    first, so the sums of the fit add up in one order and the fitted parameters are the
+    same to the last bit on every engine and cluster layout.
+    """
     models = np.array(table.column("model").to_pylist(), dtype=object)
     years = table.column("year").to_numpy(zero_copy_only=False)
     held_out = np.array(table.column("held_out").to_pylist(), dtype=object)
@@ -231,6 +236,10 @@ def fit_education_models(
     vectors = table.column("features").combine_chunks()
     width = len(vectors[0]) if len(vectors) else 0
     features = vectors.flatten().to_numpy(zero_copy_only=False).reshape(len(vectors), width)
+    held_out_code = np.select([held_out == True, held_out == False], [2, 1], 0)  # noqa: E712
+    model_code = np.unique(models.astype(str), return_inverse=True)[1] if len(models) else models
+    order = np.lexsort((n, *features.T[::-1], np.nan_to_num(labels, nan=-1.0), held_out_code, years, model_code))
+    models, years, held_out, labels, n, features = (a[order] for a in (models, years, held_out, labels, n, features))
 
     def fit_group(group_key: tuple[str, int]) -> EducationFit:
         model, year = group_key

@@ -2,11 +2,13 @@
 
 import datetime as dt
 import shutil
+from dataclasses import replace
 
 import pytest
 from pyspark.sql import types as T
 
 from lib.contract import CONTRACT, ContractError, read_inputs
+from lib.models import load_model, mapped_education_codes
 
 # Ids carry a marker so a test can prove no message ever quotes one.
 ID = "SECRETID"
@@ -137,6 +139,32 @@ def test_null_id_unknown_code_and_range(spark, valid_input, tmp_path):
         ("persons", "sex", "code", 1),
         ("persons", "origin_group", "code", 1),
     }
+
+
+def test_codes_the_education_mapping_knows_are_accepted_others_named(spark, config, valid_input, tmp_path):
+    # input-contract.md: a code the conf/ mapping recodes (praktijkonderwijs) is valid input;
+    # a code neither the categories nor the mapping know stops the run.
+    models = [load_model(config, name) for name in ("lwoo", "pro")]
+    mapped = {"education": {"education_level": mapped_education_codes(models)}}
+    assert mapped["education"]["education_level"] == ("praktijkonderwijs",)
+    education = VALID_ROWS["education"] + [(2020, f"{ID}m1", "praktijkonderwijs")]
+    root = corrupted_copy(spark, valid_input, tmp_path, rows={"education": education})
+    assert read_inputs(spark, root, tables=("education",), mapped_codes=mapped).row_counts == {"education": 2}
+    with pytest.raises(ContractError, match=r"education_level: code not in \['basis', .*'hbo_wo_master'\] \(1 rows\)"):
+        read_inputs(spark, root, tables=("education",))  # without the mapping
+    root = corrupted_copy(
+        spark, valid_input, tmp_path / "bogus", rows={"education": [*education, (2020, f"{ID}m2", "lts")]}
+    )
+    with pytest.raises(ContractError) as caught:
+        read_inputs(spark, root, tables=("education",), mapped_codes=mapped)
+    assert [(v.column, v.rows) for v in caught.value.violations] == [("education_level", 1)]
+    assert "'hbo_wo_master', 'praktijkonderwijs'] (1 rows)" in str(caught.value) and ID not in str(caught.value)
+
+
+def test_a_code_only_some_models_map_is_not_accepted(config):
+    lwoo, pro = (load_model(config, name) for name in ("lwoo", "pro"))
+    only_lwoo = replace(lwoo, education_mapping={**lwoo.education_mapping, "lts": "vmbo_bk_mbo1"})
+    assert mapped_education_codes([only_lwoo, pro]) == ("praktijkonderwijs",)
 
 
 def test_wrong_type_in_parquet_and_in_csv(spark, valid_input, tmp_path):

@@ -93,6 +93,20 @@ def test_asylum_students_carry_the_mean_of_the_non_asylum_target_group(spark, co
     assert (fixed.mean_population, fixed.mean_target) == (Decimal("0.4"), Decimal("-0.7"))
 
 
+def test_asylum_score_and_means_are_rounded_once_half_away_from_zero_and_feed_each_other(spark, config):
+    # domain.md §2. 50 % of 10 with 2 asylum students: k = 3, the three lowest scores.
+    scores = ["-1", "-0.5", "0.000001", "0.5", "0.5", "0.5", "0.5", "0.499994"]  # sum 0.999995
+    cutoffs = rows_by_scenario(scenario_cutoffs(students(spark, scores, asylum=2), grid(config, lwoo=lwoo(50))))
+    row = cutoffs["lwoo_p50_school"]
+    # The asylum score: −1.499999 / 3 = −0.4999996666… does not terminate: −0.500000.
+    assert row.asylum_score == Decimal("-0.500000")
+    # C from the rounded asylum score: (0.999995 + 2·−0.5) / 10 = −0.0000005, a tie: away from
+    # zero. (The unrounded asylum score would give −0.00000043…, rounded to 0.)
+    assert row.mean_population == Decimal("-0.000001")
+    # G = (−1.499999 + 2·−0.5) / 5 = −0.4999998.
+    assert row.mean_target == Decimal("-0.500000")
+
+
 def test_more_asylum_students_than_target_places_stops_the_run(spark, config):
     # 20 % of 10 is 2 places, 3 asylum students: k = −1.
     with pytest.raises(PipelineError, match=r"more asylum students than target places.*1 \(year, model, share\)"):

@@ -4,11 +4,12 @@ and the invariants of a full run on a few thousand generated students."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -16,8 +17,14 @@ from pyspark.sql import types as T
 from test_scores import contract_schema
 
 from lib.contract import EDUCATION_LEVELS, ORIGIN_GROUPS
-from lib.imputation import EducationFit, donor_scores, with_imputed_education
-from lib.logistic import MultinomialFit, fit_multinomial
+from lib.imputation import (
+    EducationFit,
+    donor_scores,
+    education_counts,
+    fit_education_models,
+    with_imputed_education,
+)
+from lib.logistic import MultinomialFit, fit_multinomial, probabilities
 from lib.models import literal_frame
 from lib.scores import SCORE_SOURCES, score_students
 
@@ -80,6 +87,139 @@ def test_expected_coefficient_is_the_probability_weighted_mean(spark, pro_model,
         "e": (None, None),  # a computed student imputes nothing
         "f": (Decimal("-0.22"), None),  # certainly basis
     }
+
+
+# --- The fitted model against an independent implementation -----------------------------
+
+FIT_LEVELS = EDUCATION_LEVELS[:4]  # the tiny data's parents have the four lowest levels
+
+
+def independent_parents() -> list[dict]:
+    """Two families per year of birth and income step, each parent's level following its
+    income (with noise), some levels unknown; some children of Turkish origin."""
+    families = []
+    for i in range(48):
+        father_level, mother_level = (i * 7 // 12 + i % 3) % 4, (i * 5 // 12 + i % 2) % 4
+        families.append(
+            {
+                "student_id": f"s{i}",
+                "origin": "turkey" if i % 5 == 0 else "nl",
+                "father": (1970 + i % 9, None if i % 11 == 3 else 10 + 20 * father_level + i % 13, father_level),
+                "mother": (1972 + i % 7, 12 + 20 * mother_level + i % 7, mother_level),
+                # Every fourth family: one parent's level unknown (a path-4 student).
+                "unknown": ("father", "mother")[i % 8 // 4] if i % 4 == 0 else None,
+            }
+        )
+    return families
+
+
+def independent_features(year: int, family: dict, role: str) -> list[float]:
+    """The model's features as domain.md §3 names them, built here without lib.imputation:
+    income percentile (0 when missing) and a missing flag, age, sex (1 = mother), the
+    partner's level one-hot (8 levels + unknown), the child's origin one-hot (8 + unknown)."""
+    partner = "mother" if role == "father" else "father"
+    birth_year, income, _ = family[role]
+    partner_level = None if family["unknown"] == partner else EDUCATION_LEVELS[family[partner][2]]
+    one_hot = [float(partner_level == level) for level in EDUCATION_LEVELS] + [float(partner_level is None)]
+    origin = [float(family["origin"] == group) for group in ORIGIN_GROUPS] + [0.0]
+    return (
+        [float(income or 0), float(income is None), float(year - birth_year), float(role == "mother")]
+        + one_hot
+        + origin
+    )
+
+
+def test_imputed_coefficients_equal_an_independent_fit(spark, pro_model, scoring_rules):
+    """scikit-learn's multinomial logistic regression with Spark ML's objective (features
+    scaled by their sample standard deviation, L2 penalty reg/2·|w|² on the scaled weights,
+    the log loss averaged): the same probabilities, and Σ P·c with each parent's own table."""
+    from sklearn.linear_model import LogisticRegression
+
+    year, families = 2022, independent_parents()
+    settings = replace(scoring_rules.education_model, held_out_fraction=0.0, max_iter=500, tolerance=1e-12)
+    rows = []
+    for f in families:
+        unknown = f["unknown"]
+        role_columns = []
+        for role in ("father", "mother"):
+            birth_year, income, level = f[role]
+            role_columns += [
+                f"{f['student_id']}{role}",
+                True,
+                birth_year,
+                income,
+                None if unknown == role else FIT_LEVELS[level],
+            ]
+        rows.append(
+            (year, "pro", f["student_id"], "imputed_education" if unknown else "computed", f["origin"], *role_columns)
+        )
+    columns = ", ".join(
+        f"{role}_id string, {role}_in_register boolean, {role}_birth_year int, {role}_income_percentile int, "
+        f"{role}_education_observed string"
+        for role in ("father", "mother")
+    )
+    students = literal_frame(
+        spark,
+        rows,
+        T.StructType.fromDDL(
+            f"year int, model string, student_id string, score_source string, origin_group_observed string, {columns}"
+        ),
+    )
+    fits = fit_education_models(education_counts(students, settings, SEED).toArrow(), settings, [("pro", year)])
+    imputed = with_imputed_education(
+        students, fits, {"pro": pro_model}, settings.features, scoring_rules.expected_coefficient_type
+    )
+    ours = {
+        (row["student_id"], role): row[f"c_{role}_education_imputed"]
+        for row in imputed.collect()
+        for role in ("father", "mother")
+        if row[f"c_{role}_education_imputed"] is not None
+    }
+
+    known = [(f, role) for f in families for role in ("father", "mother") if f["unknown"] != role]
+    x = np.array([independent_features(year, f, role) for f, role in known])
+    labels = np.array([f[role][2] for f, role in known])
+    std = x.std(axis=0, ddof=1)
+    used = std > 0  # Spark ML leaves a constant feature out (weight 0)
+    reference = LogisticRegression(C=1 / (settings.reg_param * len(x)), tol=1e-12, max_iter=100_000)
+    reference.fit(x[:, used] / std[used], labels)
+
+    to_impute = [(f, f["unknown"]) for f in families if f["unknown"]]
+    assert sorted(ours) == sorted((f["student_id"], role) for f, role in to_impute)
+    x_impute = np.array([independent_features(year, f, role) for f, role in to_impute])
+    expected_p = reference.predict_proba(x_impute[:, used] / std[used])
+    our_p = probabilities(fits[0].fit, x_impute)
+    assert np.abs(our_p - expected_p).max() < 1e-3
+    assert expected_p.max() - expected_p.min() > 0.3  # the levels differ in probability: the test can tell orders apart
+    for (f, role), p in zip(to_impute, expected_p, strict=True):
+        table = pro_model.coefficients[f"{role}_education"]
+        expected = sum(p_k * float(table[level]) for p_k, level in zip(p, FIT_LEVELS, strict=True))
+        assert float(ours[f["student_id"], role]) == pytest.approx(expected, abs=1e-3), (f["student_id"], role)
+
+
+def test_the_fit_does_not_depend_on_the_order_the_count_table_arrives_in(scoring_rules):
+    # Spark's partitioning orders the collected rows; a cluster run must fit the same bits.
+    rng = np.random.default_rng(3)
+    rows = 400
+    features = rng.integers(0, 3, size=(rows, 22)).astype(float) * rng.normal(1, 0.3, size=22)
+    labels = [None if i % 9 == 0 else int(rng.integers(0, 4)) for i in range(rows)]
+    table = pa.table(
+        {
+            "model": ["pro"] * rows,
+            "year": [2022] * rows,
+            "held_out": [None if label is None else bool(i % 5 == 0) for i, label in enumerate(labels)],
+            "label": labels,
+            "features": list(features),
+            "n": rng.integers(1, 20, size=rows),
+        }
+    )
+    settings = scoring_rules.education_model
+    [fitted] = fit_education_models(table, settings, [("pro", 2022)])
+    [shuffled] = fit_education_models(table.take(rng.permutation(rows)), settings, [("pro", 2022)])
+    assert fitted.fit.iterations > 5
+    assert np.array_equal(fitted.fit.coefficients, shuffled.fit.coefficients)
+    assert np.array_equal(fitted.fit.intercepts, shuffled.fit.intercepts)
+    assert fitted.metrics == shuffled.metrics
 
 
 # --- Donor choice -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
@@ -18,7 +18,7 @@ from pyspark.sql import types as T
 
 from lib.contract import CANONICAL_TYPES, CONTRACT
 from lib.models import CHARACTERISTICS, coefficient_lookup, literal_frame, load_model, start_lookup
-from lib.scores import OUTPUT_COLUMNS, score_students, with_coefficients
+from lib.scores import OUTPUT_COLUMNS, score_students, with_coefficients, with_score
 
 YEAR = 2022
 SEED = 7
@@ -246,6 +246,36 @@ def test_score_is_the_sum_of_its_coefficients(scores):
     assert sum(row[c] for c in coefficients) == row["score"]
 
 
+def test_the_score_is_rounded_once_half_away_from_zero(spark, scoring_rules):
+    # domain.md §2: unrounded expectations add up before the one rounding of the score.
+    terms = {
+        "sum_of_small": ("0.0000004", "0.0000004"),  # 0.0000008: each rounded first would give 0
+        "positive_tie": ("0.0000002", "0.0000003"),
+        "negative_tie": ("-0.0000002", "-0.0000003"),
+        "below_tie": ("0.000000499999999999", "0"),
+    }
+    columns = ["c_start", *[f"c_{c}" for c in CHARACTERISTICS]]
+    schema = T.StructType(
+        [T.StructField("student_id", T.StringType())]
+        + [
+            T.StructField(
+                c, scoring_rules.expected_coefficient_type if c.endswith("_education") else scoring_rules.score_type
+            )
+            for c in columns
+        ]
+    )
+    rows = [
+        (name, Decimal(0), Decimal(f), Decimal(m), Decimal(0), Decimal(0), Decimal(0)) for name, (f, m) in terms.items()
+    ]
+    scored = with_score(literal_frame(spark, rows, schema), scoring_rules.score_type)
+    assert {row.student_id: row.score for row in scored.collect()} == {
+        "sum_of_small": Decimal("0.000001"),
+        "positive_tie": Decimal("0.000001"),
+        "negative_tie": Decimal("-0.000001"),
+        "below_tie": Decimal("0.000000"),
+    }
+
+
 def test_missing_duration_row_counts_as_ten_plus(scores):
     assert scores["e1_s4"]["mother_duration"] == "10_plus"
     assert scores["e1_s4"]["c_mother_duration"] == Decimal("0")
@@ -307,7 +337,9 @@ def test_imputed_education_uses_the_expected_coefficient(pro_run, scores, pro_mo
     mother_levels = pro_model.coefficients["mother_education"].values()
     assert (row["father_education"], row["mother_education"]) == ("mbo23", "imputed")
     assert min(mother_levels) <= row["c_mother_education"] <= max(mother_levels)
-    assert row["score"] == row["c_mother_education"]  # every other coefficient is 0 for this student
+    assert row["c_mother_education"] != row["c_mother_education"].quantize(Decimal("0.000001"))  # unrounded
+    # Every other coefficient is 0 for this student: the score is the expectation, rounded once.
+    assert row["score"] == row["c_mother_education"].quantize(Decimal("0.000001"), ROUND_HALF_UP)
     assert metrics[YEAR]["n_imputed_parents"] == 3
 
 
@@ -318,7 +350,7 @@ def test_education_mapping_of_the_model_file(scores):
 
 def test_output_schema(pro_run):
     frame, _ = pro_run
-    score = "decimal(12,6)"
+    score, expected = "decimal(12,6)", "decimal(24,18)"  # an expected coefficient is not rounded
     assert frame.dtypes == [
         ("year", "int"),
         ("model", "string"),
@@ -326,7 +358,7 @@ def test_output_schema(pro_run):
         ("grade", "int"),
         ("score", score),
         *[(column, "string") for column in ("score_source", *CHARACTERISTICS)],
-        *[(f"c_{column}", score) for column in ("start", *CHARACTERISTICS)],
+        *[(f"c_{c}", expected if c.endswith("_education") else score) for c in ("start", *CHARACTERISTICS)],
     ]
     assert tuple(frame.columns) == OUTPUT_COLUMNS
 
