@@ -51,12 +51,12 @@ class ScoreModel:
     education_mapping: dict[str, str]  # parent education code -> category it counts as
 
 
-def mapped_education_codes(models: list[ScoreModel]) -> tuple[str, ...]:
-    """Register education codes outside the categories that every model's mapping recodes:
-    the contract accepts them (a code only some models map would leave the others without
-    a coefficient)."""
+def mapped_register_codes(models: list[ScoreModel]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Per input table and column, the register codes outside the categories that every
+    model's mapping recodes: the contract accepts them (a code only some models map would
+    leave the others without a coefficient)."""
     codes = set.intersection(*[set(model.education_mapping) for model in models]) if models else set()
-    return tuple(sorted(codes))
+    return {"education": {"education_level": tuple(sorted(codes))}}
 
 
 def load_model(config: Config, name: str) -> ScoreModel:

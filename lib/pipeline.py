@@ -27,7 +27,7 @@ from lib.cutoffs import ScenarioGrid, scenario_cutoffs
 from lib.disclosure import DisclosureRules, suppress
 from lib.errors import PipelineError, describe
 from lib.imputation import education_counts
-from lib.models import ScoreModel, load_model, mapped_education_codes
+from lib.models import ScoreModel, load_model, mapped_register_codes
 from lib.quality import QualityRules, check_inputs, check_outputs, raise_if_failed, tie_warnings
 from lib.run_record import RunRecord, input_fingerprint
 from lib.runtime import Config, concurrently, materialize, releasing, stage
@@ -96,7 +96,7 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
     try:
         with releasing(spark):
             with stage("read and check input", record.row_counts):
-                mapped = {"education": {"education_level": mapped_education_codes(scored_models(config))}}
+                mapped = mapped_register_codes(scored_models(config))
                 inputs = contract.read_inputs(spark, settings.input_root, settings.input_format, mapped_codes=mapped)
                 record.row_counts.update({f"input.{name}": rows for name, rows in inputs.row_counts.items()})
             outputs = [

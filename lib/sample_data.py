@@ -778,9 +778,15 @@ def parent_years(parents: DataFrame) -> DataFrame:
     return parents.where("in_brp").withColumn("year", F.explode("enrolled_years"))
 
 
-def education_table(parents: DataFrame) -> DataFrame:
+def education_table(parents: DataFrame, spec: SampleSpec) -> DataFrame:
+    """Known levels as category codes, except a share of some categories written with the
+    register's own code that the models' mapping recodes (praktijkonderwijs)."""
     rows = parent_years(parents).where(~F.col("education_unknown") | F.col("education_null_row"))
-    return rows.withColumn("education_level", F.when(~F.col("education_unknown"), F.col("education_level")))
+    level = F.col("education_level")
+    for code, rule in spec.conf["education"]["register_codes"].items():
+        drawn = uniform(spec.seed, f"register_code_{code}", "person_id") < rule["share"]
+        level = F.when((F.col("education_level") == rule["counts_as"]) & drawn, F.lit(code)).otherwise(level)
+    return rows.withColumn("education_level", F.when(~F.col("education_unknown"), level))
 
 
 def income_table(parents: DataFrame, spec: SampleSpec) -> DataFrame:
@@ -966,7 +972,7 @@ def sample_tables(spark: SparkSession, spec: SampleSpec) -> dict[str, Callable[[
         "enrolment": lambda: enrolment,
         "persons": lambda: persons_table(students, parents, spec),
         "parents": lambda: parents_table(students),
-        "education": lambda: education_table(parents),
+        "education": lambda: education_table(parents, spec),
         "income": lambda: income_table(parents, spec),
         "residence_duration": lambda: residence_table(parents, spec),
         "wsnp": lambda: wsnp_table(parents),

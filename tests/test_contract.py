@@ -8,7 +8,7 @@ import pytest
 from pyspark.sql import types as T
 
 from lib.contract import CONTRACT, ContractError, read_inputs
-from lib.models import load_model, mapped_education_codes
+from lib.models import load_model, mapped_register_codes
 
 # Ids carry a marker so a test can prove no message ever quotes one.
 ID = "SECRETID"
@@ -145,8 +145,8 @@ def test_codes_the_education_mapping_knows_are_accepted_others_named(spark, conf
     # input-contract.md: a code the conf/ mapping recodes (praktijkonderwijs) is valid input;
     # a code neither the categories nor the mapping know stops the run.
     models = [load_model(config, name) for name in ("lwoo", "pro")]
-    mapped = {"education": {"education_level": mapped_education_codes(models)}}
-    assert mapped["education"]["education_level"] == ("praktijkonderwijs",)
+    mapped = mapped_register_codes(models)
+    assert mapped == {"education": {"education_level": ("praktijkonderwijs",)}}
     education = VALID_ROWS["education"] + [(2020, f"{ID}m1", "praktijkonderwijs")]
     root = corrupted_copy(spark, valid_input, tmp_path, rows={"education": education})
     assert read_inputs(spark, root, tables=("education",), mapped_codes=mapped).row_counts == {"education": 2}
@@ -164,7 +164,7 @@ def test_codes_the_education_mapping_knows_are_accepted_others_named(spark, conf
 def test_a_code_only_some_models_map_is_not_accepted(config):
     lwoo, pro = (load_model(config, name) for name in ("lwoo", "pro"))
     only_lwoo = replace(lwoo, education_mapping={**lwoo.education_mapping, "lts": "vmbo_bk_mbo1"})
-    assert mapped_education_codes([only_lwoo, pro]) == ("praktijkonderwijs",)
+    assert mapped_register_codes([only_lwoo, pro])["education"] == {"education_level": ("praktijkonderwijs",)}
 
 
 def test_wrong_type_in_parquet_and_in_csv(spark, valid_input, tmp_path):

@@ -1,11 +1,14 @@
 """Invariants of a whole local run on the sample data (SCALE=0.01)."""
 
+import json
 from collections import Counter
 from decimal import Decimal
 
+from conftest import RUN_YEARS, UNSET_PRO_BUDGET_YEAR
 from pyspark.sql import functions as F
 
 from lib.delta_io import read_table
+from lib.quality import QualityRules
 from lib.scores import SCORE_SOURCES
 
 POPULATIONS = {
@@ -68,9 +71,9 @@ def test_exact_cutoffs_equal_a_brute_force_sort(spark, config, local_run):
         assert 0 <= row.approx_rank_error <= -(-n_population // accuracy)
 
 
-def test_budgets_and_pro_amounts_sum_to_their_budget_to_the_cent(spark, sample_input, local_run):
+def test_budgets_and_pro_amounts_sum_to_their_budget_to_the_cent(spark, local_run):
     settings, _ = local_run
-    national = {row.year: row for row in spark.read.parquet(str(sample_input / "budgets")).collect()}
+    national = {row.year: row for row in spark.read.parquet(str(settings.input_root / "budgets")).collect()}
     budgets = (
         output(spark, settings, "export/budgets")
         .groupBy("year", "scenario")
@@ -83,7 +86,10 @@ def test_budgets_and_pro_amounts_sum_to_their_budget_to_the_cent(spark, sample_i
         assert row.se == (national[row.year].lwoo_budget * Decimal("0.23")).quantize(Decimal("0.01"))
         assert row.min_total >= 0
     amounts = output(spark, settings, "export/pro_amounts").groupBy("year", "scenario").agg(F.sum("amount")).collect()
-    assert sorted(row.year for row in amounts) == [year + 2 for year in settings.years]
+    # The funding year without a pro budget is skipped (domain.md §6); the other one is paid.
+    assert sorted(row.year for row in amounts) == [
+        year + 2 for year in settings.years if year + 2 != UNSET_PRO_BUDGET_YEAR
+    ]
     for row in amounts:
         assert row[2] == national[row.year].pro_onderwijskansen_budget
     boards = output(spark, settings, "export/pro_board_amounts").groupBy("year").agg(F.sum("amount")).collect()
@@ -144,3 +150,20 @@ def test_profiles_and_disclosure_are_recorded(spark, local_run):
     assert record.disclosure["profiles"]["min_students"] == 10
     runs = output(spark, settings, "export/runs").where(F.col("run_id") == record.run_id).first()
     assert runs.status == "succeeded" and '"profiles"' in runs.disclosure
+
+
+def test_skipped_slices_and_tie_overshoots_are_warnings_in_the_run_record(spark, config, local_run):
+    settings, record = local_run
+    runs = output(spark, settings, "export/runs").where(F.col("run_id") == record.run_id).first()
+    warnings = json.loads(runs.warnings)
+    skipped = [(w["table"], w["year"], w["reason"]) for w in warnings if w["rule"] == "no pro budget"]
+    reason = f"pro_onderwijskansen_budget is null for funding year {UNSET_PRO_BUDGET_YEAR} (teldatum {RUN_YEARS[0]})"
+    assert skipped == [
+        ("pro_amounts", UNSET_PRO_BUDGET_YEAR, reason),
+        ("pro_board_amounts", UNSET_PRO_BUDGET_YEAR, reason),
+    ]
+    cutoffs = output(spark, settings, "export/cutoffs").collect()
+    lowest_band = min(QualityRules.from_config(config).tie_warning_bands.values())
+    overshoots = {(r.year, r.scenario) for r in cutoffs if r.realised_share - r.target_share >= lowest_band}
+    ties = {(w["year"], w["scenario"]) for w in warnings if w["rule"] == "ties at the cutoff"}
+    assert ties == overshoots

@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lib.contract import CONTRACT, EDUCATION_LEVELS, read_inputs
+from lib.models import load_model, mapped_register_codes
 from lib.sample_data import SampleSpec, opaque_id, plan_geography, plan_swvs, sample_tables, uniform
 
 
@@ -23,8 +24,13 @@ def generated(sample_generation):
 
 
 @pytest.fixture(scope="module")
-def inputs(spark, generated):
-    return read_inputs(spark, generated[0])
+def models(config):
+    return [load_model(config, name) for name in ("lwoo", "pro")]
+
+
+@pytest.fixture(scope="module")
+def inputs(spark, generated, models):
+    return read_inputs(spark, generated[0], mapped_codes=mapped_register_codes(models))
 
 
 def student_profile(inputs) -> DataFrame:
@@ -205,12 +211,22 @@ def test_budgets(inputs):
         assert float(row["total"]) == pytest.approx(float(budgets[row["year"]]["lwoo_budget"]), abs=1.0)
 
 
-def test_education_relates_to_income_and_partner(inputs):
+def test_register_codes_are_written_for_the_mapping_to_recode(inputs, models):
+    counts = dict(inputs["education"].groupBy("education_level").count().collect())
+    recoded = models[0].education_mapping
+    assert set(counts) - {None} - set(EDUCATION_LEVELS) == set(recoded)  # praktijkonderwijs
+    for code, category in recoded.items():
+        assert 0.1 < counts[code] / (counts[code] + counts[category]) < 0.3  # conf: 0.2 of vmbo_bk_mbo1
+
+
+def test_education_relates_to_income_and_partner(inputs, models):
     levels = F.array(*[F.lit(level) for level in EDUCATION_LEVELS])
+    recoded = F.create_map(*[F.lit(code) for pair in models[0].education_mapping.items() for code in pair])
+    level = F.coalesce(recoded[F.col("education_level")], F.col("education_level"))
     education = (
         inputs["education"]
         .where(F.col("education_level").isNotNull())
-        .withColumn("level_index", F.array_position(levels, F.col("education_level")).cast("double"))
+        .withColumn("level_index", F.array_position(levels, level).cast("double"))
     )
     with_income = education.join(inputs["income"].where(F.col("income_percentile").isNotNull()), ["year", "person_id"])
     assert with_income.stat.corr("level_index", "income_percentile") > 0.35
