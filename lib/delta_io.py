@@ -53,7 +53,7 @@ class Commit:
     rows: int  # rows written, from the commit's metrics
 
 
-def write_slice(df: DataFrame, path: str | Path, slice_values: Mapping[str, Sequence[object]]) -> Commit:
+def write_slice(df: DataFrame, path: str | Path, slice_values: Mapping[str, Sequence[object]], run_id: str) -> Commit:
     """Replace the slice `slice_values` of the Delta table at `path` with `df`.
 
     The partition columns are the slice's keys, in order. Delta checks that every row
@@ -68,6 +68,7 @@ def write_slice(df: DataFrame, path: str | Path, slice_values: Mapping[str, Sequ
         .mode("overwrite")
         .partitionBy(*slice_values.keys())
         .option("replaceWhere", slice_predicate(slice_values))
+        .option("userMetadata", run_id)  # recovery undoes only commits of the run it recovers
     )
     for key, value in READER_SAFE_PROPERTIES.items():
         writer = writer.option(key, value)
@@ -76,12 +77,12 @@ def write_slice(df: DataFrame, path: str | Path, slice_values: Mapping[str, Sequ
     return Commit(last.version, int(last.operationMetrics.get("numOutputRows", 0)))
 
 
-def append(df: DataFrame, path: str | Path) -> int:
+def append(df: DataFrame, path: str | Path, run_id: str) -> int:
     """Append rows to an unpartitioned Delta table (the run record); return the new version.
     New nullable columns are added to the table (a run record of an older release)."""
     path = str(path)
     _check_reader_safe(df, path)
-    writer = df.write.format("delta").mode("append").option("mergeSchema", "true")
+    writer = df.write.format("delta").mode("append").option("mergeSchema", "true").option("userMetadata", run_id)
     for key, value in READER_SAFE_PROPERTIES.items():
         writer = writer.option(key, value)
     writer.save(path)
@@ -95,6 +96,16 @@ def table_version(spark: SparkSession, path: str | Path) -> int:
 def existing_version(spark: SparkSession, path: str | Path) -> int | None:
     """The table's current version, or None when there is no table yet."""
     return table_version(spark, path) if DeltaTable.isDeltaTable(spark, str(path)) else None
+
+
+def commits_after(spark: SparkSession, path: str | Path, version: int | None) -> list[tuple[int, str | None]]:
+    """(version, user metadata) of the table's commits after `version` (None: all of them)."""
+    if not DeltaTable.isDeltaTable(spark, str(path)):
+        return []
+    history = DeltaTable.forPath(spark, str(path)).history().select("version", "userMetadata")
+    if version is not None:
+        history = history.where(history.version > version)
+    return sorted((row.version, row.userMetadata) for row in history.collect())
 
 
 def restore(spark: SparkSession, path: str | Path, version: int | None) -> None:

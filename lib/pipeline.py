@@ -18,7 +18,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lib import contract, delta_io, publication
+from lib import contract, delta_io, lease, publication
 from lib.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
 from lib.analyses import AnalysisRules, analyse, pair_id, profile_counts
 from lib.assignment import AssignmentRules, assign_swv, stop_on_undetermined_swv
@@ -46,6 +46,7 @@ class RunSettings:
     restricted_zone: str
     export_zone: str
     concurrency: int  # independent Spark jobs (disclosure checks, writes) run side by side
+    lease_settings: lease.LeaseSettings  # one run at a time per output root
 
     @classmethod
     def from_config(
@@ -61,6 +62,10 @@ class RunSettings:
             restricted_zone=pipeline["zones"]["restricted"],
             export_zone=pipeline["zones"]["export"],
             concurrency=int(pipeline["concurrent_jobs"]),
+            lease_settings=lease.LeaseSettings(
+                heartbeat_seconds=float(pipeline["lease"]["heartbeat_seconds"]),
+                stale_after_seconds=float(pipeline["lease"]["stale_after_seconds"]),
+            ),
         )
 
     def table_path(self, zone: str, table: str) -> Path:
@@ -79,6 +84,8 @@ def run_job(spark: SparkSession, config: Config, settings: RunSettings) -> int:
 
 
 def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord:
+    """The whole run under the output root's lease: recover what an interrupted run left,
+    compute and check everything, publish, and record the run in `export/runs`."""
     record = RunRecord(
         config_hash=config.hash,
         input_fingerprint=input_fingerprint(settings.input_root),
@@ -92,25 +99,35 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
         settings.output_root,
     )
     runs_path = settings.table_path(settings.export_zone, "runs")
-    publication.recover(spark, settings.output_root)
-    try:
-        with releasing(spark):
-            with stage("read and check input", record.row_counts):
-                mapped = mapped_register_codes(scored_models(config))
-                inputs = contract.read_inputs(spark, settings.input_root, settings.input_format, mapped_codes=mapped)
-                record.row_counts.update({f"input.{name}": rows for name, rows in inputs.row_counts.items()})
-            outputs = [
-                replace(output, frame=output.frame.withColumn("run_id", F.lit(record.run_id)))
-                for output in compute(spark, config, settings, inputs, record)
-            ]
-            commits = publication.publish(outputs, settings.output_root, record.run_id, settings.concurrency)
+
+    def succeeded(commits: dict[str, delta_io.Commit]) -> None:
+        """The commit point: every slice is written; the marker is still there."""
         record.delta_versions.update({name: commit.version for name, commit in commits.items()})
         record.row_counts.update({name: commit.rows for name, commit in commits.items()})
-    except Exception as error:
-        publication.recover(spark, settings.output_root)  # undo a partial publication
-        delta_io.append(record.to_frame(spark, "failed", describe(error)), runs_path)
-        raise
-    delta_io.append(record.to_frame(spark, "succeeded"), runs_path)
+        delta_io.append(record.to_frame(spark, "succeeded"), runs_path, record.run_id)
+
+    with lease.held(settings.output_root, record.run_id, settings.lease_settings):
+        publishing = False
+        try:
+            publication.recover(spark, settings.output_root, runs_path, record.run_id)
+            with releasing(spark):
+                with stage("read and check input", record.row_counts):
+                    mapped = mapped_register_codes(scored_models(config))
+                    inputs = contract.read_inputs(
+                        spark, settings.input_root, settings.input_format, mapped_codes=mapped
+                    )
+                    record.row_counts.update({f"input.{name}": rows for name, rows in inputs.row_counts.items()})
+                outputs = [
+                    replace(output, frame=output.frame.withColumn("run_id", F.lit(record.run_id)))
+                    for output in compute(spark, config, settings, inputs, record)
+                ]
+                publishing = True
+                publication.publish(outputs, settings.output_root, record, succeeded, settings.concurrency)
+        except Exception as error:
+            if publishing:  # undo this run's own partial publication
+                publication.recover(spark, settings.output_root, runs_path, record.run_id)
+            delta_io.append(record.to_frame(spark, "failed", describe(error)), runs_path, record.run_id)
+            raise
     log.info("run %s: succeeded", record.run_id)
     return record
 

@@ -3,10 +3,12 @@
 - Bad input: a corrupted copy of the sample input per contract rule stops the run with
   exit code 2 and an error naming table, column, rule and count, and leaves every
   published data table at its version (only `export/runs` gains the `failed` row).
-- Fault: the CLI (rerunning one year over a copy of the local two-year output) killed
-  with SIGKILL while publishing leaves every table readable; the next run restores the
-  interrupted tables and publishes; every table then equals the uninterrupted local run
-  row for row (so two runs on the same input give the same tables).
+- Fault: the CLI (rerunning one year over a copy of the local two-year output) frozen
+  while publishing holds the output root (a second CLI run exits 2, "locked"); killed
+  with SIGKILL, it leaves every table readable; the next run takes over its lease,
+  restores the interrupted tables, records the killed run as `recovered` and publishes;
+  every table then equals the uninterrupted local run row for row (so two runs on the
+  same input give the same tables).
 - Privacy: no pseudonymised person id in the logs of these runs.
 """
 
@@ -24,7 +26,7 @@ import pytest
 from conftest import RUN_YEARS, TEST_SPARK
 from pyspark.sql import functions as F
 
-from lib import pipeline
+from lib import lease, pipeline
 from lib.delta_io import read_table
 from lib.publication import MARKER, STAGING_DIR
 from lib.runtime import PROJECT_ROOT
@@ -206,6 +208,14 @@ def test_killed_publication_is_recovered_and_the_rerun_equals_an_uninterrupted_r
                     break
                 time.sleep(0.05)
             assert process.poll() is None, "the run ended before it could be killed while publishing"
+            # Frozen mid-publication, it still holds the output root: a second run is refused.
+            os.killpg(process.pid, signal.SIGSTOP)
+            holder = lease.read_owner(published)
+            second = subprocess.run(
+                cli_command(sample_input, published, [RERUN_YEAR]), capture_output=True, text=True, timeout=600
+            )
+            assert second.returncode == 2, second.stderr[-2000:]
+            assert f"output root {published} locked by run {holder.run_id}" in second.stderr + second.stdout
             os.killpg(process.pid, signal.SIGKILL)
         finally:
             process.wait()
@@ -227,9 +237,12 @@ def test_killed_publication_is_recovered_and_the_rerun_equals_an_uninterrupted_r
     settings = pipeline.RunSettings.from_config(config, sample_input, published, [RERUN_YEAR])
     with caplog.at_level("INFO", logger="onderwijsscore"):
         assert pipeline.run_job(spark, config, settings) == 0
+    assert f"took over the lease of run {run_id}" in caplog.text
     assert f"recovered the interrupted publication of run {run_id}" in caplog.text
     assert_no_ids(caplog.text + "".join(capfd.readouterr()), person_ids)
 
+    statuses = {r.status for r in read_table(spark, published / RUNS).where(F.col("run_id") == run_id).collect()}
+    assert statuses == {"recovered"}
     for table in sorted(delta_versions(local_settings.output_root)):
         frame = read_table(spark, published / table)
         assert frame.where(F.col("run_id") == run_id).count() == 0, f"{table} keeps a slice of the killed run"

@@ -1,0 +1,172 @@
+"""The publication protocol on tiny tables: the output root's lease, the atomic marker,
+the commit point (the `succeeded` row before the marker goes), and recovery that undoes
+only the interrupted run's own commits."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from lib import delta_io, lease, pipeline, publication
+from lib.errors import PipelineError
+from lib.run_record import RunRecord
+
+SETTINGS = lease.LeaseSettings(heartbeat_seconds=0.05, stale_after_seconds=60)
+TABLE = "export/t"
+
+
+def owner(run_id: str, pid: int, host: str | None = None, heartbeat: datetime | None = None) -> lease.Owner:
+    when = (heartbeat or datetime.now(UTC)).isoformat()
+    return lease.Owner(run_id, host or socket.gethostname(), pid, when, when)
+
+
+def write_lease(root: Path, holder: lease.Owner) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / lease.LEASE_FILE).write_text(json.dumps(asdict(holder)))
+
+
+def finished_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+# --- The lease ------------------------------------------------------------------------------
+
+
+def test_a_second_run_is_refused_while_the_owner_lives(tmp_path):
+    with lease.held(tmp_path, "first", SETTINGS) as taken_over:
+        assert taken_over is None
+        with pytest.raises(lease.OutputRootLocked, match=r"locked by run first \(host .*, pid \d+\) since 20"):
+            lease.acquire(tmp_path, "second", SETTINGS)
+        assert lease.read_owner(tmp_path).run_id == "first"
+    assert lease.read_owner(tmp_path) is None  # given back
+
+
+def test_the_heartbeat_is_renewed_and_the_lease_given_back_on_failure(tmp_path):
+    with pytest.raises(RuntimeError), lease.held(tmp_path, "run", SETTINGS):
+        first = lease.read_owner(tmp_path).heartbeat_at
+        time.sleep(0.3)
+        assert lease.read_owner(tmp_path).heartbeat_at > first
+        raise RuntimeError("the run failed")
+    assert lease.read_owner(tmp_path) is None
+
+
+def test_a_dead_owners_lease_is_taken_over(tmp_path):
+    dead = owner("killed", finished_pid())
+    write_lease(tmp_path, dead)
+    assert lease.acquire(tmp_path, "next", SETTINGS) == dead
+    assert lease.read_owner(tmp_path).run_id == "next"
+
+
+def test_an_owner_on_another_host_is_dead_when_its_heartbeat_is_stale(tmp_path):
+    write_lease(tmp_path, owner("elsewhere", 1, host="other-host"))
+    with pytest.raises(lease.OutputRootLocked, match="run elsewhere"):
+        lease.acquire(tmp_path, "next", SETTINGS)
+    stale = owner("elsewhere", 1, host="other-host", heartbeat=datetime.now(UTC) - timedelta(minutes=5))
+    write_lease(tmp_path, stale)
+    assert lease.acquire(tmp_path, "next", SETTINGS) == stale
+
+
+def test_a_run_on_a_locked_output_root_exits_2_and_writes_nothing(spark, config, tmp_path, caplog):
+    settings = pipeline.RunSettings.from_config(config, tmp_path / "in", tmp_path / "out", [2020])
+    (tmp_path / "in").mkdir()
+    write_lease(settings.output_root, owner("busy", os.getpid()))
+    with caplog.at_level("ERROR", logger="onderwijsscore"):
+        assert pipeline.run_job(spark, config, settings) == 2
+    assert "output root" in caplog.text and "locked by run busy" in caplog.text
+    assert sorted(p.name for p in settings.output_root.iterdir()) == [lease.LEASE_FILE]
+
+
+# --- Publication and recovery -----------------------------------------------------------------
+
+
+@pytest.fixture
+def published(spark, tmp_path):
+    """An output root whose table `export/t` has one slice published by run r0 (version 0)."""
+    root = tmp_path / "out"
+    write(spark, root, "r0", 1)
+    return root
+
+
+def write(spark, root: Path, run_id: str, value: int) -> delta_io.Commit:
+    frame = spark.range(1).select(F.lit(2020).alias("year"), F.lit(value).alias("value"))
+    return delta_io.write_slice(frame, root / TABLE, {"year": [2020]}, run_id)
+
+
+def record(run_id: str) -> RunRecord:
+    return RunRecord(config_hash="c", input_fingerprint="i", years=[2020], run_id=run_id)
+
+
+def killed_while_publishing(spark, root: Path, run_id: str) -> None:
+    """What a run killed after its first slice leaves: the marker and its commit."""
+    marker = {"run_id": run_id, "started_at": datetime.now(UTC).isoformat(), "versions_before": {TABLE: 0}}
+    marker |= {"config_hash": "c", "input_fingerprint": "i", "years": [2020]}
+    (publication.staging_root(root, run_id)).mkdir(parents=True)
+    (publication.staging_root(root, run_id) / publication.MARKER).write_text(json.dumps(marker))
+    write(spark, root, run_id, 2)
+
+
+def runs(spark, root: Path) -> list[tuple[str, str]]:
+    return sorted((r.run_id, r.status) for r in delta_io.read_table(spark, root / "export/runs").collect())
+
+
+def test_the_succeeded_row_is_written_while_the_marker_is_still_there(spark, published):
+    marker = publication.staging_root(published, "r1") / publication.MARKER
+    seen = []
+
+    def commit_point(commits):
+        seen.append((json.loads(marker.read_text())["versions_before"], commits[TABLE].version))
+
+    frame = spark.range(1).select(F.lit(2020).alias("year"), F.lit(5).alias("value"))
+    output = publication.Output("export", "t", frame, {"year": [2020]})
+    publication.publish([output], published, record("r1"), commit_point)
+    assert seen == [({TABLE: 0}, 1)] and not marker.exists()
+    assert delta_io.commits_after(spark, published / TABLE, 0) == [(1, "r1")]  # tagged with its run
+
+
+def test_recovery_restores_the_interrupted_runs_tables_and_records_it(spark, published):
+    killed_while_publishing(spark, published, "r1")
+    assert publication.recover(spark, published, published / "export/runs", "r2") == ["r1"]
+    assert [r.value for r in delta_io.read_table(spark, published / TABLE).collect()] == [1]
+    assert runs(spark, published) == [("r1", "recovered")]
+    assert not (published / publication.STAGING_DIR).exists()
+
+
+def test_a_publication_with_its_succeeded_row_is_complete_and_kept(spark, published):
+    killed_while_publishing(spark, published, "r1")
+    delta_io.append(record("r1").to_frame(spark, "succeeded"), published / "export/runs", "r1")
+    assert publication.recover(spark, published, published / "export/runs", "r2") == []
+    assert [r.value for r in delta_io.read_table(spark, published / TABLE).collect()] == [2]
+    assert not (published / publication.STAGING_DIR).exists()
+
+
+def test_a_foreign_commit_stops_recovery_and_nothing_changes(spark, published):
+    killed_while_publishing(spark, published, "r1")
+    write(spark, published, "someone-else", 3)  # e.g. a fix by hand, after the killed run
+    with pytest.raises(PipelineError, match=r"commits of others since it began \(export/t versions \[2\]\)"):
+        publication.recover(spark, published, published / "export/runs", "r2")
+    assert delta_io.existing_version(spark, published / TABLE) == 2
+    assert (publication.staging_root(published, "r1") / publication.MARKER).exists()
+
+
+def test_a_truncated_marker_stops_the_run_with_a_clear_error_and_a_failed_row(
+    spark, config, published, tmp_path, caplog
+):
+    killed_while_publishing(spark, published, "r1")
+    marker = publication.staging_root(published, "r1") / publication.MARKER
+    marker.write_text(marker.read_text()[:25])
+    (tmp_path / "in").mkdir()
+    settings = pipeline.RunSettings.from_config(config, tmp_path / "in", published, [2020])
+    with caplog.at_level("ERROR", logger="onderwijsscore"):
+        assert pipeline.run_job(spark, config, settings) == 2
+    assert "publishing marker" in caplog.text and "is unreadable (JSONDecodeError)" in caplog.text
+    assert [status for _, status in runs(spark, published)] == ["failed"]
+    assert delta_io.existing_version(spark, published / TABLE) == 1  # nothing restored by guesswork
