@@ -8,7 +8,7 @@ from lib.delta_io import append
 
 def _write(spark, root, table, rows):
     frame = spark.createDataFrame(rows, "year int, swv_id string, amount decimal(14,2), run_id string")
-    append(frame, root / table)
+    append(frame, root / table, "test")
 
 
 def _roots(spark, tmp_path, right_amount):

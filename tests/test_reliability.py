@@ -243,12 +243,11 @@ def test_killed_publication_is_recovered_and_the_rerun_equals_an_uninterrupted_r
 
     statuses = {r.status for r in read_table(spark, published / RUNS).where(F.col("run_id") == run_id).collect()}
     assert statuses == {"recovered"}
-    for table in sorted(delta_versions(local_settings.output_root)):
+    for table in sorted(set(delta_versions(local_settings.output_root)) - {str(RUNS)}):
         frame = read_table(spark, published / table)
         assert frame.where(F.col("run_id") == run_id).count() == 0, f"{table} keeps a slice of the killed run"
-        if table != str(RUNS):
-            # Same input, config and seed: the rerun's slices equal the local run's, and
-            # every other slice (the other year, year pairs) is untouched.
-            assert canonical_rows(spark, published / table) == canonical_rows(
-                spark, local_settings.output_root / table
-            ), table
+        # Same input, config and seed: the rerun's slices equal the local run's, and every
+        # other slice (the other year, year pairs) is untouched.
+        assert canonical_rows(spark, published / table) == canonical_rows(spark, local_settings.output_root / table), (
+            table
+        )
