@@ -5,9 +5,11 @@
 """
 
 import argparse
+import logging
 import sys
 
 from lib import pipeline
+from lib.errors import PipelineError
 from lib.runtime import build_session, configure_logging, load_config
 
 
@@ -28,7 +30,12 @@ def main(argv=None) -> int:
     configure_logging()
     config = load_config(args.config)
     years = [int(y) for y in args.years.split(",")] if args.years else None
-    settings = pipeline.RunSettings.from_config(config, args.input, args.output, years)
+    try:
+        settings = pipeline.RunSettings.from_config(config, args.input, args.output, years)
+        pipeline.check_config(config)
+    except PipelineError as error:
+        logging.getLogger("onderwijsscore").error("run stopped: %s", error)
+        return 2
     overrides = dict(setting.split("=", 1) for setting in args.spark_conf)
     spark = build_session(config, "onderwijsscore-pipeline", overrides)
     try:

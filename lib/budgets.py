@@ -50,6 +50,10 @@ class BudgetRules:
                 f"conf/budgets.yaml rounding: supported are se_pot {'|'.join(SE_POT_ROUNDING)}, "
                 f"split {SPLIT_RULE}, largest_remainder_ties {TIE_RULE}"
             )
+        if not 0 <= Decimal(str(raw["lwoo"]["se_share"])) <= 1:
+            raise PipelineError("conf/budgets.yaml lwoo.se_share: a share in [0, 1]")
+        if int(raw["pro"]["teldatum_lag_years"]) < 0:
+            raise PipelineError("conf/budgets.yaml pro.teldatum_lag_years: not negative")
         if raw["pro"]["missing_budget"] not in MISSING_PRO_BUDGET:
             raise PipelineError(f"conf/budgets.yaml pro.missing_budget: must be one of {list(MISSING_PRO_BUDGET)}")
         return cls(

@@ -328,7 +328,15 @@ def _read_table(
             checks.append(_Check(col.name, f"value outside [{col.min}, {col.max}]", ~c.between(col.min, col.max)))
         if col.pattern:
             checks.append(_Check(col.name, f"value does not match {col.pattern}", ~c.rlike(col.pattern)))
+        if _is_identifier(col):
+            # A padded id would silently match no register row ("not in the register").
+            checks.append(_Check(col.name, "id with leading or trailing whitespace", c.rlike(r"^\s|\s$")))
     return _Table(table, raw, typed, checks), []
+
+
+def _is_identifier(col: Col) -> bool:
+    """Id columns: `*_id`, and `swv_override` (an SWV id)."""
+    return col.kind == "str" and (col.name.endswith("_id") or col.name == "swv_override")
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ class ScenarioGrid:
                         _whole_percentage(share, f"models.{model}.target_shares"),
                         _whole_percentage(asylum_share, f"models.{model}.asylum_share"),
                         principles[principle],
-                        Decimal(str(threshold)) / 100,
+                        _threshold(threshold, f"models.{model}.thresholds"),
                     )
                 )
         ids = [s.scenario_id for s in scenarios]
@@ -137,9 +137,15 @@ class ScenarioGrid:
 
 
 def _whole_percentage(value: object, where: str) -> int:
-    if not isinstance(value, int) or not 0 < value <= 100:
-        raise PipelineError(f"conf/scenarios.yaml {where}: shares are whole percentages in 1..100")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 100:
+        raise PipelineError(f"conf/scenarios.yaml {where}: shares are whole percentages in 1..99")
     return value
+
+
+def _threshold(value: object, where: str) -> Decimal:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 100:
+        raise PipelineError(f"conf/scenarios.yaml {where}: thresholds F are percentages in [0, 100]")
+    return Decimal(str(value)) / 100
 
 
 def approximate_cutoffs(students: DataFrame, grid: ScenarioGrid) -> DataFrame:

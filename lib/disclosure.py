@@ -17,7 +17,10 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
+from lib.errors import PipelineError
 from lib.runtime import Config
+
+MIN_STUDENTS_FLOOR = 5  # no configuration may publish cells of fewer students
 
 STUDENTS = "n_students"  # the column every checked frame carries: students behind the cell
 
@@ -37,6 +40,11 @@ class DisclosureRules:
     @classmethod
     def from_config(cls, config: Config) -> DisclosureRules:
         raw = config["disclosure"]
+        if int(raw["min_students"]) < MIN_STUDENTS_FLOOR:
+            raise PipelineError(
+                f"conf/disclosure.yaml min_students: at least {MIN_STUDENTS_FLOOR} (a cell of fewer students "
+                "singles them out)"
+            )
         return cls(
             min_students=int(raw["min_students"]),
             tables={

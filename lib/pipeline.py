@@ -53,6 +53,9 @@ class RunSettings:
         cls, config: Config, input_root: str | Path, output_root: str | Path, years: list[int] | None = None
     ) -> RunSettings:
         pipeline = config["pipeline"]
+        zones = [Path(pipeline["zones"][zone]) for zone in ("restricted", "export")]
+        if zones[0] == zones[1] or zones[0] in zones[1].parents or zones[1] in zones[0].parents:
+            raise PipelineError("conf/pipeline.yaml zones: restricted and export must be separate, not nested, folders")
         return cls(
             input_root=Path(input_root),
             output_root=Path(output_root),
@@ -76,11 +79,25 @@ def run_job(spark: SparkSession, config: Config, settings: RunSettings) -> int:
     """The exit code of jobs/run_pipeline.py: 0 when the run succeeded, 2 when it stopped
     on a `PipelineError` (bad input, failed gate), which is logged without ids."""
     try:
+        check_config(config)
         run(spark, config, settings)
     except PipelineError as error:
         log.error("run stopped: %s", error)
         return 2
     return 0
+
+
+def check_config(config: Config) -> None:
+    """Parse every rule file, so a bad value stops the run at its start (before the output
+    root is touched), not after the input has been read."""
+    grid = ScenarioGrid.from_config(config)
+    BudgetRules.from_config(config)
+    load_scoring_rules(config)
+    QualityRules.from_config(config)
+    AnalysisRules.from_config(config, grid)
+    DisclosureRules.from_config(config)
+    AssignmentRules.from_config(config)
+    scored_models(config)
 
 
 def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord:

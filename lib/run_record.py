@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -57,11 +58,15 @@ def code_version() -> str:
 
 
 def input_fingerprint(input_root: str | Path) -> str:
-    """sha256 over every input file's relative path and size: cheap, reads no data."""
+    """sha256 over every input file's relative path and the sha256 of its content (a file
+    rewritten with other data of the same size changes it)."""
     root = Path(input_root)
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith((".", "_SUCCESS"))):
-        digest.update(f"{path.relative_to(root)}:{path.stat().st_size}\n".encode())
+    files = [Path(folder) / name for folder, _, names in os.walk(root, followlinks=True) for name in names]
+    for path in sorted(p for p in files if not p.name.startswith((".", "_SUCCESS"))):
+        with open(path, "rb") as file:
+            content = hashlib.file_digest(file, "sha256").hexdigest()
+        digest.update(f"{path.relative_to(root)}:{content}\n".encode())
     return digest.hexdigest()
 
 

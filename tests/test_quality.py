@@ -52,6 +52,7 @@ def valid_input_rows():
         "parents": list(zip(STUDENTS, fathers, mothers, strict=True)),
         "education": [(2020, mother, "mbo4") for mother in mothers] + [(2020, f, "havo_vwo") for f in parents[:3]],
         "residence_duration": [(2020, mother, "10_plus") for mother in mothers],
+        "addresses": [(2020, student, "1000") for student in STUDENTS],
         "asylum": [(STUDENTS[0], dt.date(2016, 5, 1))],
         "schools": [
             (2020, "v1", "b1", "1000", False, None),
@@ -105,7 +106,7 @@ def test_valid_input_passes_quietly(spark, config, rules, capfd):
     assert report.success, [str(failure) for failure in report.failures]
     raise_if_failed(report)
     recorded = json.loads(report.to_json())
-    assert recorded["success"] and len(recorded["expectations"]) == len(report.outcomes) == 9
+    assert recorded["success"] and len(recorded["expectations"]) == len(report.outcomes) == 11
     assert "Calculating Metrics" not in capfd.readouterr().err  # GE's progress bars are off
 
 
@@ -118,6 +119,9 @@ def test_each_input_failure_is_named_with_table_column_rule_and_count(spark, con
         ("enrolment", ("year",), "expect_column_values_to_be_between"): 1,
         ("schools", ("year",), "expect_column_values_to_be_between"): 1,
         ("swv_budgets", ("year",), "expect_column_values_to_be_between"): 1,
+        # An empty register year (2019) is an error, not "nobody moved, every mother 10_plus".
+        ("addresses", ("year",), "expect_column_values_to_be_between"): 1,
+        ("residence_duration", ("year",), "expect_column_values_to_be_between"): 1,
         ("budgets", ("lwoo_budget",), "expect_column_values_to_not_be_null"): 1,
         ("persons", ("person_id",), "expect_column_values_to_be_between"): 1,
     }
