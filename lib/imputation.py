@@ -45,7 +45,6 @@ EDUCATION_SOURCE = "imputed_education"  # path 4
 DONOR_MATCH_KEYS = ("school_id", "track", "origin_group", "father_education", "mother_education")
 # A parent in the register without an education level: a category of its own for matching.
 UNKNOWN_EDUCATION = "unknown"
-_NO_VALUE = "?"  # a donor's missing value: no recipient's value equals it
 
 
 def _match_value(key: str) -> Column:
@@ -449,16 +448,14 @@ def _recipient_entries(levels_by_source: DonorLevels) -> Column:
 
 def _donor_entries(levels_by_source: DonorLevels, combinations: list[tuple[str, int, int]]) -> Column:
     """A donor's entries for the (path, level, mask) combinations recipients use: the values of
-    the keys the mask keeps, a donor's missing value as _NO_VALUE (it matches no recipient)."""
+    the keys the mask keeps. (A donor, on path 4 or 5, misses no key's value; were one null,
+    its array would equal no recipient's, which holds no null.)"""
     entries = []
     for source, number, mask in combinations:
         keys = levels_by_source[source][number]
         unknowable = _unknowable(keys)
         kept = [key for key in keys if key not in unknowable or mask & 2 ** unknowable.index(key)]
-        values = [
-            F.coalesce(_match_value(key), F.lit(_NO_VALUE)) if key in unknowable else _match_value(key) for key in kept
-        ]
-        entries.append(_entry(source, number, F.lit(mask), F.array(*values)))
+        entries.append(_entry(source, number, F.lit(mask), F.array(*[_match_value(key) for key in kept])))
     return F.array(*entries) if entries else F.array().cast(_ENTRIES)
 
 
