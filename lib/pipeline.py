@@ -97,7 +97,7 @@ def check_config(config: Config) -> None:
     AnalysisRules.from_config(config, grid)
     DisclosureRules.from_config(config)
     AssignmentRules.from_config(config)
-    scored_models(config)
+    scored_models(config, grid)
 
 
 def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord:
@@ -129,7 +129,7 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
             publication.recover(spark, settings.output_root, runs_path, record.run_id)
             with releasing(spark):
                 with stage("read and check input", record.row_counts):
-                    mapped = mapped_register_codes(scored_models(config))
+                    mapped = mapped_register_codes(scored_models(config, ScenarioGrid.from_config(config)))
                     inputs = contract.read_inputs(
                         spark, settings.input_root, settings.input_format, mapped_codes=mapped
                     )
@@ -159,7 +159,7 @@ def compute(
     quality_rules = QualityRules.from_config(config)
     analysis_rules = AnalysisRules.from_config(config, grid)
     frames, years = inputs.frames, settings.years
-    models = scored_models(config)
+    models = scored_models(config, grid)
     funding = pro_funding_years(frames["budgets"], years, budget_rules)
     record.warnings += [
         {"rule": "no pro budget", "table": table, "year": year, "reason": reason}
@@ -256,9 +256,9 @@ def compute(
     ]
 
 
-def scored_models(config: Config) -> list[ScoreModel]:
+def scored_models(config: Config, grid: ScenarioGrid) -> list[ScoreModel]:
     """The score models the scenario grid uses, by name."""
-    return [load_model(config, name) for name in sorted({s.model for s in ScenarioGrid.from_config(config).scenarios})]
+    return [load_model(config, name) for name in sorted({scenario.model for scenario in grid.scenarios})]
 
 
 def analyse_outputs(
