@@ -8,11 +8,16 @@ table, column, rule and number of offending rows; row content (ids) never appear
 
 from __future__ import annotations
 
+import csv
+import gzip
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -203,9 +208,10 @@ class Violation:
     column: str
     rule: str
     rows: int
+    unit: str = "rows"  # what `rows` counts
 
     def __str__(self) -> str:
-        return f"table {self.table}, column {self.column}: {self.rule} ({self.rows} rows)"
+        return f"table {self.table}, column {self.column}: {self.rule} ({self.rows} {self.unit})"
 
 
 class ContractError(PipelineError):
@@ -225,6 +231,65 @@ def detect_format(folder: Path) -> str:
     if any(folder.rglob("*.csv")):
         return "csv"
     raise ContractError([Violation(folder.name, "*", "no Parquet, Delta or CSV files found in the table folder", 0)])
+
+
+_FORMAT_NAMES = {"parquet": "Parquet", "csv": "CSV"}
+
+
+def _data_files(folder: Path) -> list[Path]:
+    """The files Spark reads in a table folder: names starting with `_` or `.` are hidden."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and not any(part.startswith(("_", ".")) for part in path.relative_to(folder).parts)
+    )
+
+
+def file_violations(table: str, folder: Path, fmt: str) -> list[Violation]:
+    """Files Spark would fail on, or read into a table silently wrong: a file that is not
+    Parquet (or not CSV) in the folder, and part files that disagree on their columns.
+    Reads footers and header lines only, on the driver; names files, never row content.
+    A Delta table reads only the files its log lists, with the log's schema."""
+    if fmt == "delta":
+        return []
+    schemas: dict[str, dict[str, str]] = {}  # file -> column -> type
+    foreign = []
+    for path in _data_files(folder):
+        name = str(path.relative_to(folder))
+        try:
+            schemas[name] = _parquet_columns(path) if fmt == "parquet" else _csv_columns(path)
+        except (OSError, ValueError, UnicodeDecodeError, pa.ArrowException):
+            foreign.append(name)
+    found = []
+    if foreign:
+        listed = ", ".join(foreign[:3]) + (", …" if len(foreign) > 3 else "")
+        rule = f"file in the table folder that is not {_FORMAT_NAMES[fmt]} (a stray or damaged file: {listed})"
+        found.append(Violation(table, "*", rule, len(foreign), "files"))
+    columns = sorted({column for columns in schemas.values() for column in columns})
+    for column in columns:
+        kinds = Counter(schema.get(column, "absent") for schema in schemas.values())
+        if len(kinds) > 1:
+            split = ", ".join(f"{kind} in {n}" for kind, n in sorted(kinds.items()))
+            found.append(
+                Violation(table, column, f"part files disagree on the column ({split})", len(schemas), "files")
+            )
+    return found
+
+
+def _parquet_columns(path: Path) -> dict[str, str]:
+    return {field.name: str(field.type) for field in pq.read_schema(path)}
+
+
+def _csv_columns(path: Path) -> dict[str, str]:
+    """A CSV file's header: each column is text until the contract parses it."""
+    if path.name.endswith(".csv.gz"):
+        opened = gzip.open(path, "rt", encoding="utf-8")
+    elif path.suffix == ".csv":
+        opened = path.open(encoding="utf-8")
+    else:
+        raise ValueError(f"{path.name} is not a .csv or .csv.gz file")
+    with opened as handle:
+        return dict.fromkeys(next(csv.reader(handle), []), "text")
 
 
 def read_raw(spark: SparkSession, folder: Path, fmt: str) -> DataFrame:
@@ -375,6 +440,9 @@ def read_inputs(
             violations[name] = [Violation(name, "*", f"table missing (no folder {folder})", 0)]
             continue
         table_format = detect_format(folder) if fmt == "auto" else fmt
+        violations[name] = file_violations(name, folder, table_format)
+        if violations[name]:
+            continue
         table, violations[name] = _read_table(
             CONTRACT[name],
             read_raw(spark, folder, table_format),

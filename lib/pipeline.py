@@ -176,9 +176,12 @@ def compute(
     with ThreadPoolExecutor(max_workers=1) as driver:
         fitting = driver.submit(fit_education, education, models, scoring_rules, years)
         with stage("input gates"):
-            input_report = check_inputs(frames, facts, quality_rules, years)
+            input_report = check_inputs(frames, facts, quality_rules, scoring_rules, years)
             record.data_quality = input_report.to_dict()
             raise_if_failed(input_report)
+            for warning in input_report.warnings:
+                log.warning("plausibility: %s", warning)
+            record.warnings += [warning.as_warning() for warning in input_report.warnings]
         with stage("populations") as counts:
             counts.update(_population_sizes(facts, models, years))
             record.row_counts.update({f"population.{key}": n for key, n in counts.items()})

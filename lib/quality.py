@@ -37,8 +37,11 @@ from lib.cutoffs import ASYLUM_SOURCE
 from lib.errors import PipelineError
 from lib.imputation import PARENT_ROLES
 from lib.models import ConfigFileError
-from lib.scores import SCORE_SOURCES
+from lib.scores import SCORE_SOURCES, ScoringRules, in_wsnp_window, with_teldatum
 
+# Tables of dated rows, not years: the rows that count for a teldatum year (`_rows_per_year`).
+DATED_TABLES = ("wsnp", "asylum")
+SEVERITIES = ("warn", "stop")
 # Counts only: GE keeps no unexpected values.
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 NON_NEGATIVE_BUDGET_COLUMNS = ("lwoo_se", "lwoo_iq", "regional", "pro", "total")
@@ -74,12 +77,24 @@ class ExpectationOutcome:
     unit: str  # what unexpected_count counts
     success: bool
     unexpected_count: int | None  # None: GE could not evaluate the expectation
+    severity: str = "stop"  # stop: a failure stops the run | warn: a failure is a warning in export/runs
 
     def __str__(self) -> str:
         found = self.unexpected_count
         count = "not evaluated, see the driver log" if found is None else f"{found} {self.unit}"
         columns = ", ".join(self.columns)
         return f"{self.gate} table {self.table}, column {columns}: {self.rule} ({count}) [{self.expectation}]"
+
+    def as_warning(self) -> dict[str, Any]:
+        """For `export/runs.warnings`: names, rule and count, like the failure message."""
+        return {
+            "rule": self.rule,
+            "band": self.severity,
+            "table": self.table,
+            "columns": list(self.columns),
+            "count": self.unexpected_count,
+            "unit": self.unit,
+        }
 
 
 @dataclass(frozen=True)
@@ -88,11 +103,17 @@ class GateReport:
 
     @property
     def success(self) -> bool:
-        return all(outcome.success for outcome in self.outcomes)
+        return not self.failures
 
     @property
     def failures(self) -> tuple[ExpectationOutcome, ...]:
-        return tuple(outcome for outcome in self.outcomes if not outcome.success)
+        """Failed expectations that stop the run."""
+        return tuple(outcome for outcome in self.outcomes if not outcome.success and outcome.severity == "stop")
+
+    @property
+    def warnings(self) -> tuple[ExpectationOutcome, ...]:
+        """Failed expectations of a warning band: recorded and logged, the run goes on."""
+        return tuple(outcome for outcome in self.outcomes if not outcome.success and outcome.severity == "warn")
 
     def __add__(self, other: GateReport) -> GateReport:
         return GateReport(self.outcomes + other.outcomes)
@@ -124,8 +145,9 @@ class QualityRules:
     """conf/quality.yaml, plus the rules of other files the gates must agree with."""
 
     tables_with_every_year: tuple[str, ...]
+    asylum_recent_months: int
     share_population_models: tuple[str, ...]
-    share_bounds: dict[str, tuple[float, float]]
+    share_bands: dict[str, dict[str, tuple[float, float]]]  # share -> severity (warn, stop) -> (min, max)
     tie_warning_bands: dict[str, float]  # band -> realised_share above target_share, in points; ascending
 
     @classmethod
@@ -134,15 +156,17 @@ class QualityRules:
         raw = config["quality"]
         inputs = raw["input"]
         yearly_tables = [name for name, table in CONTRACT.items() if "year" in {c.name for c in table.columns}]
+        yearly_tables += list(DATED_TABLES)
         tables_with_every_year = tuple(inputs["tables_with_every_year"])
         if not tables_with_every_year or not set(tables_with_every_year) <= set(yearly_tables):
             raise ConfigFileError(file, "input.tables_with_every_year", f"must be some of {yearly_tables}")
+        recent = inputs["asylum_recent_months"]
+        if isinstance(recent, bool) or not isinstance(recent, int) or recent < 1:
+            raise ConfigFileError(file, "input.asylum_recent_months", "must be a whole number of months >= 1")
         models = tuple(inputs["share_population_models"])
         if not models or not all(f"models/{model}" in config.files for model in models):
             raise ConfigFileError(file, "input.share_population_models", "must name model files of conf/models/")
-        bounds = {name: (float(b["min"]), float(b["max"])) for name, b in inputs["share_bounds"].items()}
-        if set(bounds) != set(SHARES) or not all(0 <= low <= high <= 1 for low, high in bounds.values()):
-            raise ConfigFileError(file, "input.share_bounds", f"needs {list(SHARES)}, each 0 <= min <= max <= 1")
+        share_bands = _share_bands(inputs["share_bands"], file)
         bands = raw["output"]["tie_warning_bands"]
         if (
             not isinstance(bands, dict)
@@ -155,12 +179,30 @@ class QualityRules:
             raise ConfigFileError(file, "output.tie_warning_bands", "must map band names to points > 0")
         return cls(
             tables_with_every_year=tables_with_every_year,
+            asylum_recent_months=recent,
             share_population_models=models,
-            share_bounds=bounds,
+            share_bands=share_bands,
             tie_warning_bands=dict(
                 sorted(((name, float(points)) for name, points in bands.items()), key=lambda b: b[1])
             ),
         )
+
+
+def _share_bands(raw: Any, file: str) -> dict[str, dict[str, tuple[float, float]]]:
+    """Each share's warning band lies within its stop band, both within [0, 1]."""
+    problem = f"needs {list(SHARES)}, each {{warn: {{min, max}}, stop: {{min, max}}}}, 0 <= stop.min <= warn.min"
+    problem += " <= warn.max <= stop.max <= 1"
+    try:
+        bands = {
+            name: {severity: (float(band[severity]["min"]), float(band[severity]["max"])) for severity in SEVERITIES}
+            for name, band in raw.items()
+        }
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise ConfigFileError(file, "input.share_bands", problem) from None
+    nested = all(0 <= b["stop"][0] <= b["warn"][0] <= b["warn"][1] <= b["stop"][1] <= 1 for b in bands.values())
+    if set(bands) != set(SHARES) or not nested:
+        raise ConfigFileError(file, "input.share_bands", problem)
+    return bands
 
 
 # ---------------------------------------------------------------------------------------
@@ -176,6 +218,7 @@ class _Check:
     rule: str
     unit: str
     expectation: gxe.Expectation
+    severity: str = "stop"
 
 
 @cache
@@ -216,6 +259,7 @@ def _validate(gate: str, frame: pd.DataFrame, checks: list[_Check]) -> GateRepor
             unit=check.unit,
             success=bool(result.success),
             unexpected_count=_count(result.result),
+            severity=check.severity,
         )
     return GateReport(tuple(outcomes))
 
@@ -236,24 +280,42 @@ def _zero_sum(table: str, columns: tuple[str, ...], rule: str, unit: str, column
 
 
 def check_inputs(
-    frames: Mapping[str, DataFrame], facts: DataFrame, rules: QualityRules, years: list[int]
+    frames: Mapping[str, DataFrame],
+    facts: DataFrame,
+    rules: QualityRules,
+    scoring_rules: ScoringRules,
+    years: list[int],
 ) -> GateReport:
     """Gate the contract's typed input frames (`Inputs.frames`) for the requested teldatum
     years, with the population shares measured on the scoring's `student_facts`.
 
     Per requested year: the configured tables have rows, the lwoo budget is there, every
     enrolment's school and every vestiging's SWV exist, and the population shares lie
-    within their bounds. One Spark query gives every count.
+    within their stop bands (outside a warning band: a warning). One Spark query gives
+    every count.
     """
-    return _validate("input", _collected(_per_requested_year(frames, facts, rules, years)), _per_year_checks(rules))
+    per_year = _per_requested_year(frames, facts, rules, scoring_rules, years)
+    return _validate("input", _collected(per_year), _per_year_checks(rules))
+
+
+# The columns that place a row of a table in a teldatum year.
+_YEAR_COLUMNS = {"wsnp": ("start_date", "end_date"), "asylum": ("registration_date",)}
+
+
+def _no_rows_rule(table: str, rules: QualityRules) -> str:
+    if table == "wsnp":
+        return "no WSNP period overlapping a requested teldatum year's WSNP window"
+    if table == "asylum":
+        return f"no registration in the {rules.asylum_recent_months} months up to a requested teldatum"
+    return "no rows for a requested teldatum year"
 
 
 def _per_year_checks(rules: QualityRules) -> list[_Check]:
     checks = [
         _Check(
             table,
-            ("year",),
-            "no rows for a requested teldatum year",
+            _YEAR_COLUMNS.get(table, ("year",)),
+            _no_rows_rule(table, rules),
             "years",
             gxe.ExpectColumnValuesToBeBetween(column=f"{table}_rows", min_value=1),
         )
@@ -284,28 +346,40 @@ def _per_year_checks(rules: QualityRules) -> list[_Check]:
             "vestigingen_without_swv",
         ),
     ]
-    for name, (low, high) in rules.share_bounds.items():
+    for name, bands in rules.share_bands.items():
         share = SHARES[name]
-        checks.append(
+        checks += [
             _Check(
                 share.table,
                 (share.column,),
                 f"share of population students {share.students} outside [{low}, {high}]",
                 "years",
                 gxe.ExpectColumnValuesToBeBetween(column=f"share_{name}", min_value=low, max_value=high),
+                severity,
             )
-        )
+            for severity, (low, high) in bands.items()
+        ]
     return checks
 
 
 def _per_requested_year(
-    frames: Mapping[str, DataFrame], facts: DataFrame, rules: QualityRules, years: list[int]
+    frames: Mapping[str, DataFrame],
+    facts: DataFrame,
+    rules: QualityRules,
+    scoring_rules: ScoringRules,
+    years: list[int],
 ) -> DataFrame:
     """One row per requested year: counts, budgets and shares; no ids."""
     in_years = F.col("year").isin(*years)
     tables = rules.tables_with_every_year
+    requested = frames["enrolment"].sparkSession.range(1).select(F.explode(F.array(*map(F.lit, years))).alias("year"))
     # One aggregation counts the rows of every table.
-    tagged = [frames[table].where(in_years).select("year", F.lit(table).alias("table")) for table in tables]
+    tagged = [
+        _rows_of_years(frames[table], table, requested, rules, scoring_rules).select(
+            "year", F.lit(table).alias("table")
+        )
+        for table in tables
+    ]
     rows_per_year = (
         reduce(DataFrame.unionByName, tagged)
         .groupBy("year")
@@ -318,7 +392,6 @@ def _per_requested_year(
         _enrolment_without_school(frames["enrolment"].where(in_years), frames["schools"]),
         _vestigingen_without_swv(frames["schools"].where(in_years), frames["swv_postcodes"]),
     ]
-    requested = frames["enrolment"].sparkSession.range(1).select(F.explode(F.array(*map(F.lit, years))).alias("year"))
     with_counts = reduce(lambda left, right: left.join(right, "year", "left"), counts, requested)
     count_columns = [column for frame in counts for column in frame.columns if column != "year"]
     return (
@@ -327,6 +400,25 @@ def _per_requested_year(
         .join(_population_shares(facts, rules), "year", "left")
         .orderBy("year")
     )
+
+
+def _rows_of_years(
+    table: DataFrame, name: str, requested: DataFrame, rules: QualityRules, scoring_rules: ScoringRules
+) -> DataFrame:
+    """The rows of an input table that count for each requested teldatum year, with `year`.
+
+    A WSNP period counts when it overlaps the year's WSNP window (the score's rule), an
+    asylum registration when it lies in the configured months up to the teldatum: the
+    asylum rule's window reaches back years, so only recent registrations show a truncated
+    extract.
+    """
+    if name not in DATED_TABLES:
+        return table.join(F.broadcast(requested), "year")
+    years = F.broadcast(with_teldatum(requested, scoring_rules))
+    if name == "wsnp":
+        return table.crossJoin(years).where(in_wsnp_window(F.col("start_date"), F.col("end_date"), scoring_rules))
+    recent = F.col("registration_date") > F.add_months(F.col("teldatum"), -rules.asylum_recent_months)
+    return table.crossJoin(years).where(recent & (F.col("registration_date") <= F.col("teldatum")))
 
 
 def _enrolment_without_school(enrolment: DataFrame, schools: DataFrame) -> DataFrame:

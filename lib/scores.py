@@ -234,13 +234,8 @@ def with_register_data(
     mapped = F.when(F.col("model") == first.name, _education_mapping(first)[level])
     for model in rest:
         mapped = mapped.when(F.col("model") == model.name, _education_mapping(model)[level])
-    window_start = F.add_months(F.col("teldatum"), -rules.wsnp_window_months)
     overlapping = F.exists(
-        F.col("periods"),
-        lambda period: (
-            (period["start_date"] <= F.col("teldatum"))
-            & (period["end_date"].isNull() | (period["end_date"] >= window_start))
-        ),
+        F.col("periods"), lambda period: in_wsnp_window(period["start_date"], period["end_date"], rules)
     )
     # The members (a few per student) are the smaller side of each register join: hashing
     # them and streaming the register tables sorts neither.
@@ -267,6 +262,13 @@ def with_register_data(
         .alias("in_asylum_period"),
         F.coalesce(overlapping, F.lit(False)).alias("in_wsnp_window"),
     )
+
+
+def in_wsnp_window(start_date: Column, end_date: Column, rules: ScoringRules) -> Column:
+    """A WSNP period overlaps [teldatum - window, teldatum], both ends included; a null end
+    date is ongoing. Needs a `teldatum` column."""
+    window_start = F.add_months(F.col("teldatum"), -rules.wsnp_window_months)
+    return (start_date <= F.col("teldatum")) & (end_date.isNull() | (end_date >= window_start))
 
 
 def _education_mapping(model: ScoreModel) -> Column:

@@ -219,3 +219,51 @@ def test_postcode_pattern_and_int32_overflow(spark, valid_input, tmp_path):
 def test_empty_population_table_is_an_error(spark, valid_input, tmp_path):
     violations, _ = errors_for(spark, valid_input, tmp_path, rows={"enrolment": []})
     assert [(v.table, v.rule) for v in violations] == [("enrolment", "table is empty")]
+
+
+def files_of(root, table, suffix):
+    return sorted((root / table).glob(f"*{suffix}"))
+
+
+def test_files_spark_would_fail_on_or_misread_are_named_before_any_read(spark, valid_input, tmp_path):
+    """A stray file, a damaged Parquet file, and part files that disagree on their columns
+    (one lacks a column Spark would fill with nulls; one has another type)."""
+    root = corrupted_copy(spark, valid_input, tmp_path)
+    (root / "persons" / "notes.txt").write_text("extracted by hand\n")
+    (root / "persons" / "_README").write_text("a hidden file: Spark skips it, so does the contract\n")
+    damaged = files_of(root, "income", ".parquet")[0]
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    spark.createDataFrame([(f"{ID}x", 1990, "m")], "person_id string, birth_year int, sex string").coalesce(
+        1
+    ).write.mode("append").parquet(str(root / "persons"))
+    spark.createDataFrame(
+        [(f"{ID}y", "1990", "m", "nl")], schema_of("persons").replace("birth_year int", "birth_year string")
+    ).coalesce(1).write.mode("append").parquet(str(root / "persons"))
+    with pytest.raises(ContractError) as caught:
+        read_inputs(spark, root, tables=("persons", "income", "education"))
+    found = [(v.table, v.column, v.rows, v.unit) for v in caught.value.violations]
+    assert found == [
+        ("persons", "*", 1, "files"),
+        ("persons", "birth_year", 3, "files"),
+        ("persons", "origin_group", 3, "files"),
+        ("income", "*", 1, "files"),
+    ]
+    message = str(caught.value)
+    assert (
+        "table persons, column *: file in the table folder that is not Parquet (a stray or damaged file: notes.txt)"
+        in message
+    )
+    assert (
+        "table persons, column birth_year: part files disagree on the column (int32 in 2, string in 1) (3 files)"
+        in message
+    )
+    assert "table persons, column origin_group: part files disagree on the column (absent in 1, string in 2)" in message
+    assert ID not in message
+
+
+def test_a_stray_file_in_a_csv_table_is_named(spark, valid_input, tmp_path):
+    root = tmp_path / "in"
+    write_table(spark, root, "budgets", VALID_ROWS["budgets"], "csv")
+    (root / "budgets" / "budgets.xlsx").write_bytes(b"PK\x03\x04")
+    with pytest.raises(ContractError, match=r"table budgets, column \*: file in the table folder that is not CSV"):
+        read_inputs(spark, root, tables=("budgets",))

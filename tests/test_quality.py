@@ -32,6 +32,11 @@ def rules(config):
     return QualityRules.from_config(config)
 
 
+def with_quality(config, section, values):
+    """conf/quality.yaml with some keys of one section replaced."""
+    return config.with_overrides("quality", **{section: {**config["quality"][section], **values}})
+
+
 def as_frame(spark, rows, schema):
     return spark.createDataFrame(rows, schema)
 
@@ -42,7 +47,9 @@ def contract_frame(spark, table, rows):
 
 def valid_input_rows():
     """Ten vmbo grade-3 students in 2020. Shares: unknown parent education 0.6 (fathers of
-    s04-s09 have no level), not in register 0.1 (s10 has no father), asylum 0.1 (s01)."""
+    s04-s09 have no level), not in register 0.1 (s10 has no father), asylum 0.1 (s01:
+    within the stop band, above the warning band). One WSNP period and one asylum
+    registration, both from 2020."""
     fathers = [None if i == 10 else f"{ID}-f{i:02}" for i in range(1, 11)]
     mothers = [f"{ID}-m{i:02}" for i in range(1, 11)]
     parents = [f for f in fathers if f]
@@ -53,7 +60,8 @@ def valid_input_rows():
         "education": [(2020, mother, "mbo4") for mother in mothers] + [(2020, f, "havo_vwo") for f in parents[:3]],
         "residence_duration": [(2020, mother, "10_plus") for mother in mothers],
         "addresses": [(2020, student, "1000") for student in STUDENTS],
-        "asylum": [(STUDENTS[0], dt.date(2016, 5, 1))],
+        "asylum": [(STUDENTS[0], dt.date(2020, 5, 1))],
+        "wsnp": [(mothers[1], dt.date(2020, 1, 1), None)],
         "schools": [
             (2020, "v1", "b1", "1000", False, None),
             (2020, "v2", "b1", "9999", False, "VO0002"),  # closed: the manual SWV
@@ -89,7 +97,7 @@ def gated(spark, config, rules, rows, years):
     """The input gates on `rows` (contract tables; missing ones empty) for `years`."""
     frames = frames_of(spark, rows)
     facts = student_facts(frames, [load_model(config, "lwoo")], load_scoring_rules(config), years)
-    return check_inputs(frames, facts, rules, years)
+    return check_inputs(frames, facts, rules, load_scoring_rules(config), years)
 
 
 def assert_no_ids(report, error):
@@ -106,7 +114,19 @@ def test_valid_input_passes_quietly(spark, config, rules, capfd):
     assert report.success, [str(failure) for failure in report.failures]
     raise_if_failed(report)
     recorded = json.loads(report.to_json())
-    assert recorded["success"] and len(recorded["expectations"]) == len(report.outcomes) == 11
+    # 7 tables with rows, the lwoo budget, 2 cross-table counts, 3 shares in 2 bands.
+    assert recorded["success"] and len(recorded["expectations"]) == len(report.outcomes) == 16
+    # An unusual year warns and goes on: 1 asylum student in 10 is outside [0.005, 0.05].
+    assert [warning.as_warning() for warning in report.warnings] == [
+        {
+            "rule": "share of population students on the asylum path outside [0.005, 0.05]",
+            "band": "warn",
+            "table": "asylum",
+            "columns": ["registration_date"],
+            "count": 1,
+            "unit": "years",
+        }
+    ]
     assert "Calculating Metrics" not in capfd.readouterr().err  # GE's progress bars are off
 
 
@@ -122,6 +142,8 @@ def test_each_input_failure_is_named_with_table_column_rule_and_count(spark, con
         # An empty register year (2019) is an error, not "nobody moved, every mother 10_plus".
         ("addresses", ("year",), "expect_column_values_to_be_between"): 1,
         ("residence_duration", ("year",), "expect_column_values_to_be_between"): 1,
+        ("wsnp", ("start_date", "end_date"), "expect_column_values_to_be_between"): 1,
+        ("asylum", ("registration_date",), "expect_column_values_to_be_between"): 1,
         ("budgets", ("lwoo_budget",), "expect_column_values_to_not_be_null"): 1,
         ("persons", ("person_id",), "expect_column_values_to_be_between"): 1,
     }
@@ -132,12 +154,43 @@ def test_each_input_failure_is_named_with_table_column_rule_and_count(spark, con
         "input table enrolment, column school_id: no schools row for the enrolment's (year, school_id) (1 rows)",
         "input table schools, column rsvo, swv_override, postcode: SWV undeterminable",
         "input table swv_budgets, column year: no rows for a requested teldatum year (1 years)",
+        "input table wsnp, column start_date, end_date: no WSNP period overlapping a requested teldatum year's "
+        "WSNP window (1 years)",
+        "input table asylum, column registration_date: no registration in the 12 months up to a requested "
+        "teldatum (1 years)",
         "input table budgets, column lwoo_budget: no lwoo_budget for a requested teldatum year (1 years)",
         "input table persons, column person_id: share of population students who, or one of whose parents, is not in "
         "the register outside [0.0, 0.15] (1 years)",
     ):
         assert line in message
     assert_no_ids(report, raised.value)
+
+
+@pytest.mark.parametrize(
+    ("registered", "end", "empty_years"),
+    [
+        (
+            dt.date(2019, 10, 2),
+            dt.date(2019, 10, 1),
+            0,
+        ),  # first day in the 12 months; a period ending on the window start
+        (dt.date(2019, 10, 1), dt.date(2019, 9, 30), 2),  # 12 months before the teldatum; a period ending before it
+    ],
+)
+def test_registers_of_dates_count_for_a_year_within_their_windows(spark, config, rules, registered, end, empty_years):
+    rows = valid_input_rows()
+    rows["asylum"] = [(STUDENTS[0], registered)]
+    rows["wsnp"] = [(rows["parents"][1][2], dt.date(2015, 1, 1), end)]
+    report = gated(spark, config, rules, rows, [2020])
+    empty = {failure.table for failure in report.failures if failure.rule.startswith("no ")}
+    assert len(empty) == empty_years and empty <= {"asylum", "wsnp"}
+
+
+def test_configuration_can_allow_an_empty_year(spark, config):
+    allowing = QualityRules.from_config(with_quality(config, "input", {"tables_with_every_year": ["enrolment"]}))
+    rows = valid_input_rows()
+    rows["wsnp"], rows["asylum"], rows["addresses"] = [], [], []
+    assert gated(spark, config, allowing, rows, [2020]).success
 
 
 def output_frames(spark, broken):
@@ -244,7 +297,24 @@ def test_ties_never_stop_a_run_but_a_large_overshoot_is_a_warning(spark, rules):
     ]
 
 
-def test_configuration_is_validated(config):
-    broken = config.with_overrides("quality", output={"tie_warning_bands": {"notice": -1}})
-    with pytest.raises(ConfigFileError, match="output.tie_warning_bands"):
+@pytest.mark.parametrize(
+    ("section", "override", "key"),
+    [
+        ("output", {"tie_warning_bands": {"notice": -1}}, "output.tie_warning_bands"),
+        ("input", {"tables_with_every_year": ["swv"]}, "input.tables_with_every_year"),
+        ("input", {"asylum_recent_months": 0}, "input.asylum_recent_months"),
+        # A warning band wider than the stop band could never warn.
+        (
+            "input",
+            {"share_bands": {"asylum": {"warn": {"min": 0, "max": 0.2}, "stop": {"min": 0, "max": 0.1}}}},
+            "input.share_bands",
+        ),
+        ("input", {"share_bands": {"asylum": {"stop": {"min": 0, "max": 0.1}}}}, "input.share_bands"),
+    ],
+)
+def test_configuration_is_validated(config, section, override, key):
+    if "share_bands" in override:  # one share's bands replaced, the others kept
+        override = {"share_bands": {**config["quality"]["input"]["share_bands"], **override["share_bands"]}}
+    broken = with_quality(config, section, override)
+    with pytest.raises(ConfigFileError, match=key):
         QualityRules.from_config(broken)
