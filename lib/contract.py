@@ -282,13 +282,10 @@ def _parquet_columns(path: Path) -> dict[str, str]:
 
 def _csv_columns(path: Path) -> dict[str, str]:
     """A CSV file's header: each column is text until the contract parses it."""
-    if path.name.endswith(".csv.gz"):
-        opened = gzip.open(path, "rt", encoding="utf-8")
-    elif path.suffix == ".csv":
-        opened = path.open(encoding="utf-8")
-    else:
+    if not path.name.endswith((".csv", ".csv.gz")):
         raise ValueError(f"{path.name} is not a .csv or .csv.gz file")
-    with opened as handle:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
         return dict.fromkeys(next(csv.reader(handle), []), "text")
 
 

@@ -1,6 +1,7 @@
 """The report's figures (notebooks/, `make report`), drawn from the published Delta tables.
 
-Reads with delta-rs, as a BI tool would: no Spark, only `export/` tables. Each figure
+Reads with delta-rs, as a BI tool would: no Spark, only `export/` tables, every one as
+of the last succeeded run (`lib.snapshot.PublishedTables`). Each figure
 function takes pandas frames and returns a matplotlib Figure; the notebooks only choose
 what to show and save the figures next to the HTML.
 """
@@ -17,12 +18,12 @@ matplotlib.use("Agg")  # headless: the report is built without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
-from deltalake import DeltaTable  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from lib.contract import SHRINK_TYPES  # noqa: E402
 from lib.models import CHARACTERISTICS  # noqa: E402
 from lib.runtime import Config  # noqa: E402
+from lib.snapshot import PublishedTables  # noqa: E402
 
 EUR_MILLION = 1_000_000
 
@@ -32,17 +33,18 @@ class ReportSettings:
     scenario: str
     pro_scenario: str
     comparison_pair: tuple[str, str]
+    export_zone: str
 
     @classmethod
     def from_config(cls, config: Config) -> ReportSettings:
         raw = config["analyses"]["report"]
         a, b = raw["comparison_pair"]
-        return cls(raw["scenario"], raw["pro_scenario"], (a, b))
+        return cls(raw["scenario"], raw["pro_scenario"], (a, b), config["pipeline"]["zones"]["export"])
 
 
-def read_export(output_root: str | Path, table: str) -> pd.DataFrame:
-    """A published export table as pandas, money as float for plotting."""
-    arrow = DeltaTable(str(Path(output_root) / "export" / table)).to_pyarrow_table()
+def read_export(published: PublishedTables, table: str) -> pd.DataFrame:
+    """A published export table, as of the snapshot's run, as pandas; money as float for plotting."""
+    arrow = published.read(table)
     as_float = pa.schema([pa.field(f.name, pa.float64()) if pa.types.is_decimal(f.type) else f for f in arrow.schema])
     return arrow.cast(as_float).to_pandas()
 

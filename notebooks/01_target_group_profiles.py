@@ -25,11 +25,14 @@ from IPython.display import Image, display
 
 from lib import report
 from lib.runtime import load_config
+from lib.snapshot import PublishedTables
 
 output_root = Path(os.environ.get("REPORT_OUTPUT", "data/output"))
 figures = Path(os.environ.get("REPORT_DIR", "data/output/report")) / "figures"
 figures.mkdir(parents=True, exist_ok=True)
 settings = report.ReportSettings.from_config(load_config(os.environ.get("REPORT_CONF")))
+# Every table as of the last succeeded run, even while another run publishes.
+published = PublishedTables(output_root, settings.export_zone)
 
 
 def show(figure, name):
@@ -38,9 +41,9 @@ def show(figure, name):
     display(Image(filename=path))
 
 
-profiles = report.read_export(output_root, "profiles")
+profiles = report.read_export(published, "profiles")
 year = int(profiles.year.max())
-print(f"output {output_root}, year {year}")
+print(f"output {output_root} as of run {published.snapshot.run_id}, year {year}")
 
 # %% [markdown]
 # ## lwoo: population and target group of the shown scenario

@@ -23,15 +23,18 @@ from IPython.display import Image, display
 from lib import report
 from lib.analyses import pair_id
 from lib.runtime import load_config
+from lib.snapshot import PublishedTables
 
 output_root = Path(os.environ.get("REPORT_OUTPUT", "data/output"))
 figures = Path(os.environ.get("REPORT_DIR", "data/output/report")) / "figures"
 figures.mkdir(parents=True, exist_ok=True)
 settings = report.ReportSettings.from_config(load_config(os.environ.get("REPORT_CONF")))
+# Every table as of the last succeeded run, even while another run publishes.
+published = PublishedTables(output_root, settings.export_zone)
 scenario = settings.scenario
-budgets = report.read_export(output_root, "budgets")
+budgets = report.read_export(published, "budgets")
 year = int(budgets.year.max())
-print(f"output {output_root}, scenario {scenario}, year {year}")
+print(f"output {output_root} as of run {published.snapshot.run_id}, scenario {scenario}, year {year}")
 
 
 def show(figure, name):
@@ -46,7 +49,7 @@ def show(figure, name):
 
 # %%
 show(report.year_on_year(budgets, scenario, year), f"year_on_year_{scenario}")
-display(report.cross_table(report.read_export(output_root, "stability"), scenario, year))
+display(report.cross_table(report.read_export(published, "stability"), scenario, year))
 
 # %% [markdown]
 # ## Redistribution against the current regulation (fig. 5.1.1, table 5.1.2)
@@ -54,14 +57,14 @@ display(report.cross_table(report.read_export(output_root, "stability"), scenari
 
 # %%
 show(report.against_current(budgets, scenario, year), f"against_current_{scenario}")
-display(report.cross_table(report.read_export(output_root, "redistribution"), scenario, year))
+display(report.cross_table(report.read_export(published, "redistribution"), scenario, year))
 
 # %% [markdown]
 # ## Two target shares compared (fig. 5.2.3)
 
 # %%
 a, b = settings.comparison_pair
-comparison = report.read_export(output_root, "scenario_comparison")
+comparison = report.read_export(published, "scenario_comparison")
 show(report.scenario_pair(comparison, pair_id(a, b), year), f"comparison_{a}_{b}")
 
 # %% [markdown]
@@ -69,7 +72,7 @@ show(report.scenario_pair(comparison, pair_id(a, b), year), f"comparison_{a}_{b}
 # The RSVO (VO0001) has no area and is left out.
 
 # %%
-rollup = report.read_export(output_root, "regional_rollup")
+rollup = report.read_export(published, "regional_rollup")
 show(report.per_student_by_region(rollup, scenario, year), f"per_student_by_region_{scenario}")
 display(rollup[(rollup.year == year) & (rollup.scenario == scenario)])
 
@@ -81,7 +84,7 @@ display(rollup[(rollup.year == year) & (rollup.scenario == scenario)])
 # rounding cents. Below: summed over SWVs that gained and SWVs that lost.
 
 # %%
-explained = report.read_export(output_root, "change_explained")
+explained = report.read_export(published, "change_explained")
 drivers = [
     "fixed_parts",
     "se_part",

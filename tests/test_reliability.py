@@ -30,6 +30,7 @@ from lib import lease, pipeline
 from lib.delta_io import read_table
 from lib.publication import MARKER, STAGING_DIR
 from lib.runtime import PROJECT_ROOT
+from lib.snapshot import PublishedTables, read_published
 
 DATA_TABLES_GLOB = "*/*/_delta_log"
 RUNS = Path("export") / "runs"
@@ -233,6 +234,16 @@ def test_killed_publication_is_recovered_and_the_rerun_equals_an_uninterrupted_r
     assert any(after_kill[t] > before[t] for t in before), "nothing was published before the kill"
     for table in after_kill:
         read_table(spark, published / table).count()
+    # A reader of the published snapshot sees only succeeded runs, at their versions, in
+    # Spark and in delta-rs alike: none of the half publication.
+    succeeded = {r.run_id for r in read_table(spark, published / RUNS).where("status = 'succeeded'").collect()}
+    snapshot, frames = read_published(spark, published)
+    assert snapshot.versions == {t: v for t, v in before.items() if t != str(RUNS)}
+    delta_rs = PublishedTables(published)
+    for table, frame in frames.items():
+        seen = {row.run_id for row in frame.select("run_id").distinct().collect()}
+        assert seen and seen <= succeeded and run_id not in seen, table
+        assert set(delta_rs.read(table).column("run_id").unique().to_pylist()) == seen, table
 
     settings = pipeline.RunSettings.from_config(config, sample_input, published, [RERUN_YEAR])
     with caplog.at_level("INFO", logger="onderwijsscore"):

@@ -1,0 +1,96 @@
+"""Readers of the published outputs: every table as of the last succeeded run.
+
+A run publishes its tables one after the other; its `succeeded` row in `export/runs`,
+written after the last table, is the commit point and records each table's new Delta
+version (`lib/publication.py`). Reading each table at the version the succeeded runs
+recorded (the latest run that wrote it) therefore never mixes two runs: a run still
+publishing, or killed while publishing, is invisible until its succeeded row exists.
+
+Two readers share that rule: Spark (`read_published`) and delta-rs with pyarrow
+(`PublishedTables`, for the report and BI tools without Spark). Time travel to a
+recorded version needs its files: keep `VACUUM` retention longer than the time between
+runs (Delta's default is 7 days).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from deltalake import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lib.errors import PipelineError
+
+RUNS_TABLE = "runs"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the last succeeded run left published."""
+
+    run_id: str  # the last succeeded run
+    ended_at: datetime
+    versions: dict[str, int]  # "zone/table" -> Delta version
+
+    @classmethod
+    def from_runs(cls, runs: Iterable[Mapping[str, Any]]) -> Snapshot:
+        """From `export/runs` rows (status, run_id, ended_at, delta_versions): each table
+        at the version of the latest succeeded run that wrote it."""
+        succeeded = sorted((row for row in runs if row["status"] == "succeeded"), key=lambda row: row["ended_at"])
+        if not succeeded:
+            raise PipelineError("no succeeded run in export/runs: nothing is published yet")
+        versions: dict[str, int] = {}
+        for row in succeeded:
+            versions.update(dict(row["delta_versions"]))  # a map arrives as pairs from pyarrow
+        last = succeeded[-1]
+        return cls(last["run_id"], last["ended_at"], versions)
+
+    def tables(self, zone: str) -> list[str]:
+        return sorted(name.split("/", 1)[1] for name in self.versions if name.startswith(f"{zone}/"))
+
+    def version(self, zone: str, table: str) -> int:
+        name = f"{zone}/{table}"
+        if name not in self.versions:
+            raise PipelineError(f"no succeeded run published {name}")
+        return self.versions[name]
+
+
+def _runs_rows(spark: SparkSession, output_root: Path, zone: str) -> list[dict[str, Any]]:
+    runs = spark.read.format("delta").load(str(output_root / zone / RUNS_TABLE))
+    columns = ("run_id", "status", "ended_at", "delta_versions")
+    # One row per run: small, whatever the number of students.
+    return [row.asDict() for row in runs.where(F.col("status") == "succeeded").select(*columns).collect()]
+
+
+def read_published(
+    spark: SparkSession, output_root: str | Path, zone: str = "export"
+) -> tuple[Snapshot, dict[str, DataFrame]]:
+    """Every table of `zone` as of the last succeeded run, as Spark frames."""
+    root = Path(output_root)
+    snapshot = Snapshot.from_runs(_runs_rows(spark, root, zone))
+    frames = {
+        table: spark.read.format("delta")
+        .option("versionAsOf", snapshot.version(zone, table))
+        .load(str(root / zone / table))
+        for table in snapshot.tables(zone)
+    }
+    return snapshot, frames
+
+
+class PublishedTables:
+    """The tables of `zone` as of the last succeeded run when opened, read with delta-rs."""
+
+    def __init__(self, output_root: str | Path, zone: str = "export"):
+        self.root, self.zone = Path(output_root), zone
+        runs = DeltaTable(str(self.root / zone / RUNS_TABLE)).to_pyarrow_table()
+        self.snapshot = Snapshot.from_runs(runs.to_pylist())
+
+    def read(self, table: str) -> pa.Table:
+        version = self.snapshot.version(self.zone, table)
+        return DeltaTable(str(self.root / self.zone / table), version=version).to_pyarrow_table()
