@@ -32,8 +32,12 @@ from lib.quality import QualityRules, check_inputs, check_outputs, raise_if_fail
 from lib.run_record import RunRecord, input_fingerprint
 from lib.runtime import Config, concurrently, materialize, releasing, stage
 from lib.scores import fit_education, fit_metrics, load_scoring_rules, score_facts, student_facts
+from lib.snapshot import published_years
 
 log = logging.getLogger("onderwijsscore")
+
+# Tables whose slice for a year pairs it with the previous year (domain.md §7).
+YEAR_PAIR_TABLES = ("stability", "change_explained")
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,41 @@ def check_config(config: Config) -> None:
     scored_models(config, grid)
 
 
+def stale_year_pairs(published: dict[str, set[int]], years: list[int]) -> tuple[list[str], list[int]]:
+    """Year-pair slices (`year` is the later year of the pair) that a run of `years` would
+    leave stale, and the years a run must cover to leave none.
+
+    A pair slice is valid while both its years come from the run that computed it. A run
+    recomputes the pairs it covers whole; a published pair with one year in the run and
+    the other outside it would mix two runs. Covering the other year as well can make
+    the next pair stale, so the years to cover follow the published pairs until closed.
+    """
+    pair_years = set().union(*published.values()) if published else set()
+    stale = sorted(
+        f"{table} {year} (pair {year - 1}-{year})"
+        for table, published_years in published.items()
+        for year in published_years
+        if (year in years) != (year - 1 in years)
+    )
+    covered = set(years)
+    while grown := {y for year in pair_years if (year in covered) != (year - 1 in covered) for y in (year - 1, year)}:
+        covered |= grown
+    return stale, sorted(covered)
+
+
+def refuse_stale_year_pairs(spark: SparkSession, settings: RunSettings) -> None:
+    """Stop (before the input is read) a run whose years would leave published year-pair
+    slices computed from another run's neighbour year."""
+    published = published_years(spark, settings.output_root, settings.export_zone, YEAR_PAIR_TABLES)
+    stale, covered = stale_year_pairs(published, settings.years)
+    if stale:
+        raise PipelineError(
+            f"a run of years {settings.years} would leave published year-pair slices stale: "
+            f"{', '.join(stale)} pair a year this run recomputes with one it does not. "
+            f"Run years {','.join(map(str, covered))} instead (every year the published pairs connect)."
+        )
+
+
 def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord:
     """The whole run under the output root's lease: recover what an interrupted run left,
     compute and check everything, publish, and record the run in `export/runs`."""
@@ -127,6 +166,7 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
         publishing = False
         try:
             publication.recover(spark, settings.output_root, runs_path, record.run_id)
+            refuse_stale_year_pairs(spark, settings)
             with releasing(spark):
                 with stage("read and check input", record.row_counts):
                     mapped = mapped_register_codes(scored_models(config, ScenarioGrid.from_config(config)))

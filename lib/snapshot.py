@@ -83,6 +83,34 @@ def read_published(
     return snapshot, frames
 
 
+def published_years(
+    spark: SparkSession, output_root: str | Path, zone: str, tables: Iterable[str]
+) -> dict[str, set[int]]:
+    """The years published of each of `tables` as of the last succeeded run; empty when
+    nothing is published yet. Reads partition values only."""
+    root = Path(output_root)
+    runs = root / zone / RUNS_TABLE
+    if not (runs / "_delta_log").is_dir():
+        return {}
+    rows = _runs_rows(spark, root, zone)
+    if not rows:
+        return {}
+    snapshot = Snapshot.from_runs(rows)
+    return {
+        table: {
+            row.year
+            for row in spark.read.format("delta")
+            .option("versionAsOf", snapshot.version(zone, table))
+            .load(str(root / zone / table))
+            .select("year")
+            .distinct()
+            .collect()
+        }
+        for table in tables
+        if f"{zone}/{table}" in snapshot.versions
+    }
+
+
 class PublishedTables:
     """The tables of `zone` as of the last succeeded run when opened, read with delta-rs."""
 

@@ -6,6 +6,7 @@ import pytest
 
 from lib import pipeline
 from lib.errors import PipelineError
+from lib.pipeline import stale_year_pairs
 from lib.run_record import input_fingerprint
 
 
@@ -55,3 +56,32 @@ def test_the_input_fingerprint_hashes_content(tmp_path):
     first = input_fingerprint(tmp_path / "in")
     (table / "part-0.parquet").write_bytes(b"abce")  # same path, same size, other data
     assert input_fingerprint(tmp_path / "in") != first
+
+
+@pytest.mark.parametrize(
+    ("years", "stale", "covered"),
+    [
+        (
+            [2020],
+            ["change_explained 2020 (pair 2019-2020)", "stability 2020 (pair 2019-2020)"],
+            [2017, 2018, 2019, 2020],
+        ),
+        ([2017, 2018, 2019, 2020], [], [2017, 2018, 2019, 2020]),
+        ([2021], [], [2021]),  # a new year: its pair with 2020 is not computed, nothing goes stale
+        (
+            [2017],
+            ["change_explained 2018 (pair 2017-2018)", "stability 2018 (pair 2017-2018)"],
+            [2017, 2018, 2019, 2020],
+        ),
+    ],
+)
+def test_a_rerun_must_cover_every_year_the_published_pairs_connect(years, stale, covered):
+    published = {"stability": {2018, 2019, 2020}, "change_explained": {2018, 2019, 2020}}
+    assert stale_year_pairs(published, years) == (stale, covered)
+
+
+def test_pairs_connect_only_consecutive_published_years():
+    # 2015-2016 and 2019-2020 published; a gap between them.
+    published = {"stability": {2016, 2020}}
+    assert stale_year_pairs(published, [2019]) == (["stability 2020 (pair 2019-2020)"], [2019, 2020])
+    assert stale_year_pairs({}, [2019]) == ([], [2019])

@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 
 from lib import lease, pipeline
 from lib.delta_io import read_table
+from lib.errors import PipelineError
 from lib.publication import MARKER, STAGING_DIR
 from lib.runtime import PROJECT_ROOT
 from lib.snapshot import PublishedTables, read_published
@@ -35,7 +36,6 @@ from lib.snapshot import PublishedTables, read_published
 DATA_TABLES_GLOB = "*/*/_delta_log"
 RUNS = Path("export") / "runs"
 ID_TOKEN = re.compile(r"\b[A-Z][0-9A-F]{16}\b")
-RERUN_YEAR = RUN_YEARS[-1]  # the fault test republishes one year's slices over the two-year output
 
 
 def delta_versions(root: Path) -> dict[str, int]:
@@ -181,20 +181,38 @@ def test_cli_exits_non_zero_on_bad_input(spark, sample_input, published, tmp_pat
     assert_no_ids(result.stdout + result.stderr, person_ids)
 
 
+def test_a_rerun_that_would_leave_year_pairs_stale_is_refused_before_reading(spark, config, sample_input, published):
+    before = delta_versions(published)
+    settings = pipeline.RunSettings.from_config(config, sample_input, published, RUN_YEARS[-1:])
+    with pytest.raises(PipelineError) as refused:
+        pipeline.run(spark, config, settings)
+    assert str(refused.value) == (
+        f"a run of years {RUN_YEARS[-1:]} would leave published year-pair slices stale: "
+        f"change_explained {RUN_YEARS[-1]} (pair {RUN_YEARS[0]}-{RUN_YEARS[-1]}), stability {RUN_YEARS[-1]} "
+        f"(pair {RUN_YEARS[0]}-{RUN_YEARS[-1]}) pair a year this run recomputes with one it does not. "
+        f"Run years {','.join(map(str, RUN_YEARS))} instead (every year the published pairs connect)."
+    )
+    after = delta_versions(published)
+    assert after.pop(str(RUNS)) == before.pop(str(RUNS)) + 1  # the failed row
+    assert after == before
+
+
 def canonical_rows(spark, path):
     frame = read_table(spark, path).drop("run_id")
     return sorted(tuple(str(value) for value in row) for row in frame.collect())
 
 
 def test_killed_publication_is_recovered_and_the_rerun_equals_an_uninterrupted_run(
-    spark, config, sample_input, local_run, published, tmp_path, caplog, capfd, person_ids
+    spark, config, local_run, published, tmp_path, caplog, capfd, person_ids
 ):
     local_settings, _ = local_run
+    # The local run's input (one pro budget left unset), so the rerun can equal it.
+    run_input = local_settings.input_root
     before = delta_versions(published)
     log_path = tmp_path / "killed.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            cli_command(sample_input, published, [RERUN_YEAR]),
+            cli_command(run_input, published, RUN_YEARS),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -213,7 +231,7 @@ def test_killed_publication_is_recovered_and_the_rerun_equals_an_uninterrupted_r
             os.killpg(process.pid, signal.SIGSTOP)
             holder = lease.read_owner(published)
             second = subprocess.run(
-                cli_command(sample_input, published, [RERUN_YEAR]), capture_output=True, text=True, timeout=600
+                cli_command(run_input, published, RUN_YEARS), capture_output=True, text=True, timeout=600
             )
             assert second.returncode == 2, second.stderr[-2000:]
             assert f"output root {published} locked by run {holder.run_id}" in second.stderr + second.stdout
@@ -245,7 +263,7 @@ def test_killed_publication_is_recovered_and_the_rerun_equals_an_uninterrupted_r
         assert seen and seen <= succeeded and run_id not in seen, table
         assert set(delta_rs.read(table).column("run_id").unique().to_pylist()) == seen, table
 
-    settings = pipeline.RunSettings.from_config(config, sample_input, published, [RERUN_YEAR])
+    settings = pipeline.RunSettings.from_config(config, run_input, published, RUN_YEARS)
     with caplog.at_level("INFO", logger="onderwijsscore"):
         assert pipeline.run_job(spark, config, settings) == 0
     assert f"took over the lease of run {run_id}" in caplog.text
@@ -257,8 +275,7 @@ def test_killed_publication_is_recovered_and_the_rerun_equals_an_uninterrupted_r
     for table in sorted(set(delta_versions(local_settings.output_root)) - {str(RUNS)}):
         frame = read_table(spark, published / table)
         assert frame.where(F.col("run_id") == run_id).count() == 0, f"{table} keeps a slice of the killed run"
-        # Same input, config and seed: the rerun's slices equal the local run's, and every
-        # other slice (the other year, year pairs) is untouched.
+        # Same input, config and seed: the rerun's slices equal the local run's.
         assert canonical_rows(spark, published / table) == canonical_rows(spark, local_settings.output_root / table), (
             table
         )
