@@ -452,7 +452,11 @@ def change_drivers(budgets: DataFrame, units: DataFrame, group_gross: DataFrame)
             "swv_id",
             "source_group",
             (F.col("rate_prev") * (F.col("gross") - F.col("gross_prev"))).cast(MONEY).alias("iq_group"),
-            (F.col("n_target") + F.col("n_target_prev")).alias("n_students"),
+            # A year's group on 1-9 students is small even beside a large other year: the
+            # driver is that group's gross score when the other year's group is empty.
+            F.coalesce(
+                F.least(F.nullif(F.col("n_target"), F.lit(0)), F.nullif(F.col("n_target_prev"), F.lit(0))), F.lit(0)
+            ).alias("n_students"),
         )
     )
     explained = reduce(lambda total, name: total + F.col(name), money, F.col("groups_total"))

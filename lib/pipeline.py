@@ -24,7 +24,13 @@ from lib.analyses import AnalysisRules, analyse, pair_id, profile_counts
 from lib.assignment import AssignmentRules, assign_swv, stop_on_undetermined_swv
 from lib.budgets import BudgetRules, lwoo_budgets, pro_amounts, pro_board_amounts, pro_funding_years
 from lib.cutoffs import ScenarioGrid, scenario_cutoffs
-from lib.disclosure import DisclosureRules, suppress
+from lib.disclosure import (
+    DisclosureRules,
+    protect_allocations,
+    suppress,
+    with_profile_protection,
+    with_withheld_per_student,
+)
 from lib.errors import PipelineError, describe
 from lib.imputation import education_counts
 from lib.models import ScoreModel, load_model, mapped_register_codes
@@ -260,7 +266,7 @@ def compute(
         "pro_amounts": pro,
         "pro_board_amounts": pro_board_amounts(pro),
     }
-    analysed = analyse_outputs(
+    published = analyse_outputs(
         config,
         inputs,
         {**computed, "profile_counts": profiles, "unit_sums": unit_sums},
@@ -294,7 +300,7 @@ def compute(
     zone = {"student_scores": settings.restricted_zone}
     return [
         publication.Output(zone.get(table, settings.export_zone), table, frame, slices[table])
-        for table, frame in (computed | analysed).items()
+        for table, frame in (computed | published).items()  # allocation tables as published
         if all(slices[table].values())  # a one-year run has no year pairs; skipped funding years
     ]
 
@@ -313,16 +319,20 @@ def analyse_outputs(
     record: RunRecord,
     concurrency: int,
 ) -> dict[str, DataFrame]:
-    """The analysis tables of domain.md §7, each through the disclosure check of §8 (its
-    outcome recorded per table); allocation tables are recorded as published unsuppressed."""
+    """The analysis tables of domain.md §7 and the allocation tables, as published after
+    the disclosure control of §8 (each table's outcome recorded): the analysis tables
+    through the cell check, then one protection across tables (`protect_allocations`)."""
     disclosure_rules = DisclosureRules.from_config(config)
+    scenarios = grid.frame(computed["cutoffs"].sparkSession)
     record.disclosure.update(
-        {t: {"suppressed": False, "reason": "allocation"} for t in disclosure_rules.allocation_tables}
+        {t: {"suppressed": False, "reason": "allocation: money whole"} for t in disclosure_rules.allocation_tables}
     )
 
     def check(item: tuple[str, DataFrame, list[str]]) -> DataFrame:
         table, frame, cell_key = item
         with stage(f"disclosure check {table}") as counts:
+            if table == "profiles":  # nested target groups per category: differences are counts too
+                frame = with_profile_protection(frame, scenarios, disclosure_rules)
             published, outcome = suppress(frame, table, disclosure_rules, cell_key)
             record.disclosure[table] = outcome
             counts.update(outcome)
@@ -333,7 +343,14 @@ def analyse_outputs(
         return dict(zip([table for table, _, _ in items], concurrently(check, items, concurrency), strict=True))
 
     with stage("analyses"):
-        return analyse(computed, inputs["swv"], grid, rules, disclose)
+        analysed = analyse(computed, inputs["swv"], grid, rules, disclose)
+    with stage("disclosure across tables") as counts:
+        per_student = analysed["regional"].where("suppressed").select("year", "scenario", "swv_id")
+        allocations, outcomes = protect_allocations(computed, scenarios, per_student, disclosure_rules)
+        record.disclosure.update(outcomes)
+        counts.update({f"{table}.suppressed_rows": outcome["suppressed_rows"] for table, outcome in outcomes.items()})
+    comparison = with_withheld_per_student(analysed["scenario_comparison"], per_student)
+    return analysed | allocations | {"scenario_comparison": comparison}
 
 
 def _population_sizes(facts: DataFrame, models: list, years: list[int]) -> dict[str, int]:

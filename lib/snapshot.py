@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 from deltalake import DeltaTable
+from pyarrow import fs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -116,9 +117,19 @@ class PublishedTables:
 
     def __init__(self, output_root: str | Path, zone: str = "export"):
         self.root, self.zone = Path(output_root), zone
-        runs = DeltaTable(str(self.root / zone / RUNS_TABLE)).to_pyarrow_table()
-        self.snapshot = Snapshot.from_runs(runs.to_pylist())
+        self.snapshot = Snapshot.from_runs(read_arrow(self.root / zone / RUNS_TABLE).to_pylist())
 
     def read(self, table: str) -> pa.Table:
-        version = self.snapshot.version(self.zone, table)
-        return DeltaTable(str(self.root / self.zone / table), version=version).to_pyarrow_table()
+        return read_arrow(self.root / self.zone / table, self.snapshot.version(self.zone, table))
+
+
+def read_arrow(path: Path, version: int | None = None) -> pa.Table:
+    """A Delta table read by delta-rs, its files by pyarrow's own local file system.
+
+    delta-rs's default reads the files through a file system written in Python; pyarrow
+    may free those Python buffers on its I/O threads after the interpreter began to exit,
+    which aborts the process (exit 134; apache/arrow#36389, #49942). A native file
+    system keeps Python out of the reads.
+    """
+    table = DeltaTable(str(path), version=version)
+    return table.to_pyarrow_table(filesystem=fs.SubTreeFileSystem(str(path.resolve()), fs.LocalFileSystem()))

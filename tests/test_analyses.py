@@ -153,19 +153,30 @@ def test_change_drivers_sum_to_the_change_and_value_each_group_at_last_years_rat
         "year int, scenario string, unit_id string, net_score decimal(18,6)",
     )
     # gross per group: A 2019 computed 5 + asylum 1; 2020 computed 6 + imputed 3; B 4 computed both years.
+    # Target students per group: 2, except B's computed group, 30 in 2019 and 1 in 2020.
     contributions = [
-        (2019, "A", "computed", D(5)),
-        (2019, "A", "imputed_asylum", D(1)),
-        (2020, "A", "computed", D(6)),
-        (2020, "A", "imputed_education", D(3)),
-        (2019, "B", "computed", D(4)),
-        (2020, "B", "computed", D(4)),
+        (2019, "A", "computed", D(5), 2),
+        (2019, "A", "imputed_asylum", D(1), 2),
+        (2020, "A", "computed", D(6), 2),
+        (2020, "A", "imputed_education", D(3), 2),
+        (2019, "B", "computed", D(4), 30),
+        (2020, "B", "computed", D(4), 1),
     ]
     unit_sums = spark.createDataFrame(
-        [(y, SCENARIO, u, s, 2, g) for y, u, s, g in contributions],
+        [(y, SCENARIO, u, s, n, g) for y, u, s, g, n in contributions],
         "year int, scenario string, unit_id string, score_source string, n_target long, gross decimal(38,6)",
     )
     drivers, groups = change_drivers(budgets, units, score_group_gross(unit_sums, rules))
+    # A group driver is checked on the smaller non-empty year: B's 1 student of 2020 is a
+    # small cell although 31 students are counted over both years.
+    assert {(r.swv_id, r.source_group): r.n_students for r in groups.collect()} == {
+        ("A", "computed"): 2,
+        ("A", "imputed"): 2,
+        ("A", "asylum"): 2,
+        ("B", "computed"): 1,
+        ("B", "imputed"): 0,  # empty both years: a 0 reveals nobody
+        ("B", "asylum"): 0,
+    }
     row = {
         r.swv_id: r for r in change_explained(drivers, groups.withColumn("suppressed", F.lit(False)), rules).collect()
     }
