@@ -68,6 +68,7 @@ def write_slice(df: DataFrame, path: str | Path, slice_values: Mapping[str, Sequ
         .mode("overwrite")
         .partitionBy(*slice_values.keys())
         .option("replaceWhere", slice_predicate(slice_values))
+        .option("mergeSchema", "true")  # a release that adds a column writes over older tables
         .option("userMetadata", run_id)  # recovery undoes only commits of the run it recovers
     )
     for key, value in READER_SAFE_PROPERTIES.items():
