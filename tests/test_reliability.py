@@ -67,15 +67,16 @@ def published(local_run, tmp_path):
     return root
 
 
-def corrupted_input(spark, sample_input, root: Path, table: str, change) -> Path:
-    """The sample input with `table` replaced by `change(frame)` (None: left out)."""
+def corrupted_input(spark, sample_input, root: Path, changes: dict) -> Path:
+    """The sample input with each table of `changes` replaced by `change(frame)` (None: left out)."""
     root.mkdir()
     for folder in sample_input.iterdir():
-        if folder.name != table:
+        if folder.name not in changes:
             (root / folder.name).symlink_to(folder)
-    frame = change(spark.read.parquet(str(sample_input / table)))
-    if frame is not None:
-        frame.write.parquet(str(root / table))
+    for table, change in changes.items():
+        frame = change(spark.read.parquet(str(sample_input / table)))
+        if frame is not None:
+            frame.write.parquet(str(root / table))
     return root
 
 
@@ -88,43 +89,44 @@ def first_row_where(frame, condition, **changes):
 
 
 BAD_INPUTS = {
-    "duplicate_key": (
-        "persons",
-        lambda f: f.unionByName(f.limit(1)),
-        ["table persons, column person_id", "key not unique", "(2 rows)"],
-    ),
-    "null_id": (
-        "enrolment",
-        lambda f: first_row_where(f, F.col("year") == 2020, student_id=F.lit(None).cast("string")),
-        ["table enrolment, column student_id", "null not allowed", "(1 rows)"],
-    ),
-    "unknown_code": (
-        "education",
-        lambda f: first_row_where(f, F.col("education_level").isNotNull(), education_level=F.lit("phd")),
-        ["table education, column education_level", "code not in", "(1 rows)"],
-    ),
-    "wrong_type": (
-        "enrolment",
-        lambda f: f.withColumn("grade", F.col("grade").cast("string")),
-        ["table enrolment, column grade", "wrong type"],
-    ),
-    "missing_table": ("swv_postcodes", lambda f: None, ["table swv_postcodes", "table missing"]),
-    "missing_column": ("schools", lambda f: f.drop("rsvo"), ["table schools, column rsvo", "column missing"]),
-    "vestiging_without_swv": (
-        "schools",
-        lambda f: f.withColumn(
-            "postcode",
-            F.when((F.col("year") == 2020) & ~F.col("rsvo") & F.col("swv_override").isNull(), F.lit("0000")).otherwise(
-                F.col("postcode")
+    # One input breaking six contract rules: the error lists each (test_contract.py has
+    # each rule alone).
+    "contract": (
+        {
+            "persons": lambda f: f.unionByName(f.limit(1)),
+            "enrolment": lambda f: first_row_where(
+                f, F.col("year") == 2020, student_id=F.lit(None).cast("string")
+            ).withColumn("grade", F.col("grade").cast("string")),
+            "education": lambda f: first_row_where(
+                f, F.col("education_level").isNotNull(), education_level=F.lit("phd")
             ),
-        ),
+            "swv_postcodes": lambda f: None,
+            "schools": lambda f: f.drop("rsvo"),
+        },
+        [
+            "table persons, column person_id: key not unique (rows sharing a key) (2 rows)",
+            "table enrolment, column student_id: null not allowed (1 rows)",
+            "table enrolment, column grade: wrong type",
+            "table education, column education_level: code not in",
+            "table swv_postcodes, column *: table missing",
+            "table schools, column rsvo: column missing",
+        ],
+    ),
+    "vestiging_without_swv": (
+        {
+            "schools": lambda f: f.withColumn(
+                "postcode",
+                F.when(
+                    (F.col("year") == 2020) & ~F.col("rsvo") & F.col("swv_override").isNull(), F.lit("0000")
+                ).otherwise(F.col("postcode")),
+            )
+        },
         # Caught by the input gate already (referential integrity schools -> swv_postcodes).
         ["table schools", "swv_override", "postcode not in swv_postcodes"],
     ),
-    "budget_missing": ("budgets", lambda f: f.where(F.col("year") != 2020), ["budgets", "lwoo_budget"]),
+    "budget_missing": ({"budgets": lambda f: f.where(F.col("year") != 2020)}, ["budgets", "lwoo_budget"]),
     "empty_population": (
-        "enrolment",
-        lambda f: f.where(~((F.col("year") == 2020) & (F.col("programme") == "pro"))),
+        {"enrolment": lambda f: f.where(~((F.col("year") == 2020) & (F.col("programme") == "pro")))},
         ["table enrolment", "no population student of model pro in teldatum year 2020", "(0 rows)"],
     ),
 }
@@ -134,8 +136,8 @@ BAD_INPUTS = {
 def test_bad_input_stops_the_run_loudly_and_changes_no_output(
     spark, config, sample_input, published, tmp_path, caplog, capfd, person_ids, case
 ):
-    table, change, expected = BAD_INPUTS[case]
-    bad_input = corrupted_input(spark, sample_input, tmp_path / "input", table, change)
+    changes, expected = BAD_INPUTS[case]
+    bad_input = corrupted_input(spark, sample_input, tmp_path / "input", changes)
     before = delta_versions(published)
     settings = pipeline.RunSettings.from_config(config, bad_input, published, RUN_YEARS)
 
@@ -172,7 +174,7 @@ def cli_command(input_root: Path, output_root: Path, years: list[int]) -> list[s
 
 
 def test_cli_exits_non_zero_on_bad_input(spark, sample_input, published, tmp_path, person_ids):
-    bad_input = corrupted_input(spark, sample_input, tmp_path / "input", "swv_postcodes", lambda f: None)
+    bad_input = corrupted_input(spark, sample_input, tmp_path / "input", {"swv_postcodes": lambda f: None})
     before = delta_versions(published)
     result = subprocess.run(cli_command(bad_input, published, RUN_YEARS), capture_output=True, text=True, timeout=600)
     assert result.returncode == 2
