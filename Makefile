@@ -13,7 +13,7 @@ INPUT ?= $(SAMPLE_DIR)
 OUTPUT ?= data/output
 CONFIG ?= conf
 
-.PHONY: setup data run report test dist lint bench clean
+.PHONY: setup data run report test dist lint bench clean serve serve-stop docs
 
 setup: $(VENV)/.installed $(JARS_DIR)/.fetched
 
@@ -59,6 +59,35 @@ report: setup
 TEST_PROCESSES ?= 2
 test: setup
 	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist worksteal --durations=10 tests
+
+# The SQL endpoint over OUTPUT's published export tables (docs/bi.md): Spark's Thrift
+# JDBC/ODBC server, on 127.0.0.1 and conf/serve.yaml's port unless HOST= or PORT= say
+# otherwise. Run again while it serves: the tables are re-registered at the last
+# succeeded run. `make serve-stop` stops it.
+SERVE_DIR = $(OUTPUT)/_serve
+serve: setup
+	@test -d $(OUTPUT)/export/runs || { echo "no outputs in $(OUTPUT): run 'make run' first"; exit 1; }
+	@mkdir -p $(SERVE_DIR)
+	@if [ -f $(SERVE_DIR)/server.pid ] && kill -0 $$(cat $(SERVE_DIR)/server.pid) 2>/dev/null; then \
+	  kill -HUP $$(cat $(SERVE_DIR)/server.pid); \
+	  echo "serving already: tables re-registered at the last succeeded run (log: $(SERVE_DIR)/server.log)"; \
+	else \
+	  nohup $(PY) jobs/serve.py --output $(OUTPUT) --config $(CONFIG) $(if $(HOST),--host $(HOST)) \
+	    $(if $(PORT),--port $(PORT)) > $(SERVE_DIR)/server.log 2>&1 & pid=$$!; \
+	  for i in $$(seq 300); do \
+	    grep -m1 -o "serving jdbc:hive2://[^ ]*" $(SERVE_DIR)/server.log && exit 0; \
+	    kill -0 $$pid 2>/dev/null || { tail -20 $(SERVE_DIR)/server.log; exit 1; }; \
+	    sleep 1; \
+	  done; echo "the server did not answer within 300 s: $(SERVE_DIR)/server.log"; exit 1; \
+	fi
+
+serve-stop:
+	@pid=$$(cat $(SERVE_DIR)/server.pid 2>/dev/null) || { echo "not serving $(OUTPUT)"; exit 0; }; \
+	kill -TERM $$pid 2>/dev/null; while kill -0 $$pid 2>/dev/null; do sleep 0.5; done; echo "stopped"
+
+# docs/outputs.md's column section, from conf/outputs.yaml.
+docs: setup
+	$(PY) jobs/describe_outputs.py --config $(CONFIG) docs/outputs.md
 
 dist: setup
 	rm -rf dist && mkdir -p dist

@@ -8,7 +8,7 @@ from setuptools import setup
 requirements = [
     line.split("#")[0].strip()
     for line in Path(__file__).with_name("requirements.txt").read_text().splitlines()
-    if line.split("#")[0].strip() and not line.startswith(("pytest", "ruff", "scikit-learn", "scipy"))
+    if line.split("#")[0].strip() and not line.startswith(("pytest", "ruff", "scikit-learn", "scipy", "PyHive", "thrift", "pure-sasl"))
 ]
 
 setup(

@@ -1,0 +1,25 @@
+"""Write the column section of docs/outputs.md from conf/outputs.yaml (`make docs`).
+
+python jobs/describe_outputs.py [--config conf] docs/outputs.md
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from lib.runtime import load_config
+from lib.serving import with_columns_section
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("document", help="the markdown file holding the generated section")
+    parser.add_argument("--config", help="config directory (default: the project's conf/)")
+    args = parser.parse_args(argv)
+    document = Path(args.document)
+    document.write_text(with_columns_section(document.read_text(), load_config(args.config)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
