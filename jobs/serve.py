@@ -16,7 +16,7 @@ import threading
 
 from lib.errors import PipelineError
 from lib.runtime import build_session, configure_logging, delta_jars, load_config
-from lib.serving import ServeSettings, column_descriptions, register_published, session_settings, start_server
+from lib.serving import OutputDescriptions, ServeSettings, register_published, session_settings, start_server
 
 log = logging.getLogger("onderwijsscore")
 
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     settings.serve_dir.mkdir(parents=True, exist_ok=True)
     java_options = config["spark"].get("local", {}).get("spark.driver.extraJavaOptions", "")
     spark = build_session(config, "onderwijsscore-serve", session_settings(settings, delta_jars(config), java_options))
-    descriptions = column_descriptions(config)
+    descriptions = OutputDescriptions.from_config(config)
     stop, refresh = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

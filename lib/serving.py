@@ -35,6 +35,7 @@ from lib.snapshot import RUNS_TABLE, Snapshot, read_published
 
 log = logging.getLogger("onderwijsscore")
 
+TABLES_VIEW = "tables"  # the served tables and what each holds
 SERVE_DIR = "_serve"  # under the output root: metastore, derby.log, server log and pid
 
 
@@ -86,10 +87,20 @@ def session_settings(settings: ServeSettings, jars: list[str], java_options: str
     }
 
 
-def column_descriptions(config: Config) -> dict[str, dict[str, str]]:
-    """conf/outputs.yaml: table -> column -> description, the common columns included."""
-    raw = config["outputs"]
-    return {table: {**raw["common"], **spec["columns"]} for table, spec in raw["tables"].items()}
+@dataclass(frozen=True)
+class OutputDescriptions:
+    """conf/outputs.yaml: what each export table and column means."""
+
+    tables: dict[str, str]  # table -> description
+    columns: dict[str, dict[str, str]]  # table -> column -> description, common columns included
+
+    @classmethod
+    def from_config(cls, config: Config) -> OutputDescriptions:
+        raw = config["outputs"]
+        return cls(
+            tables={table: spec["description"] for table, spec in raw["tables"].items()},
+            columns={table: {**raw["common"], **spec["columns"]} for table, spec in raw["tables"].items()},
+        )
 
 
 def columns_markdown(config: Config) -> str:
@@ -127,18 +138,20 @@ def with_comments(frame: DataFrame, comments: dict[str, str]) -> DataFrame:
     )
 
 
-def register_published(
-    spark: SparkSession, settings: ServeSettings, descriptions: dict[str, dict[str, str]]
-) -> Snapshot:
+def register_published(spark: SparkSession, settings: ServeSettings, descriptions: OutputDescriptions) -> Snapshot:
     """(Re-)register every export table, as of the last succeeded run, as a view of the
     database, and `runs` up to that run; a table no longer published is dropped.
-    `descriptions`: table -> column -> comment."""
+    Columns carry their descriptions as comments. A global temporary view has no table
+    comment, so the tables' descriptions are a view of their own: `tables`."""
     snapshot, frames = read_published(spark, settings.output_root, settings.database)
     runs = spark.read.format("delta").load(str(settings.output_root / settings.database / RUNS_TABLE))
     frames[RUNS_TABLE] = runs.where(F.col("ended_at") <= F.lit(snapshot.ended_at))
     registered = {row.viewName for row in spark.sql(f"SHOW VIEWS IN {settings.database}").collect()}
+    frames[TABLES_VIEW] = spark.createDataFrame(
+        sorted((table, descriptions.tables.get(table)) for table in frames), "table_name string, description string"
+    )
     for table, frame in frames.items():
-        with_comments(frame, descriptions.get(table, {})).createOrReplaceGlobalTempView(table)
+        with_comments(frame, descriptions.columns.get(table, {})).createOrReplaceGlobalTempView(table)
     for gone in registered - set(frames):
         spark.catalog.dropGlobalTempView(gone)
     log.info("serving %d tables as of run %s", len(frames), snapshot.run_id)

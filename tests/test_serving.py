@@ -59,7 +59,9 @@ def first_sql_block(markdown: str) -> str:
     return re.search(r"```sql\n(.*?)```", markdown, re.S).group(1)
 
 
-def test_the_endpoint_serves_the_last_succeeded_run_to_real_clients_and_nothing_restricted(spark, local_run, tmp_path):
+def test_the_endpoint_serves_the_last_succeeded_run_to_real_clients_and_nothing_restricted(
+    spark, config, local_run, tmp_path
+):
     settings, record = local_run
     root = tmp_path / "output"
     shutil.copytree(settings.output_root, root)
@@ -93,6 +95,8 @@ def test_the_endpoint_serves_the_last_succeeded_run_to_real_clients_and_nothing_
         cursor.execute("DESCRIBE export.budgets")
         comments = {name: comment for name, _, comment in cursor.fetchall()}
         assert comments["per_student"] == "total / n_students, euros"
+        cursor.execute("SELECT description FROM export.tables WHERE table_name = 'budgets'")
+        assert cursor.fetchall() == [(config["outputs"]["tables"]["budgets"]["description"],)]
 
         # beeline, the JDBC client shipped with pyspark, runs docs/bi.md's first query.
         query = first_sql_block((PROJECT_ROOT / "docs" / "bi.md").read_text())
