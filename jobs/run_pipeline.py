@@ -8,7 +8,7 @@ import argparse
 import logging
 import sys
 
-from lib import pipeline
+from lib import lease, pipeline
 from lib.errors import PipelineError
 from lib.runtime import build_session, configure_logging, load_config
 
@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     try:
         settings = pipeline.RunSettings.from_config(config, args.input, args.output, years)
         pipeline.check_config(config)
+        lease.refuse_if_held(settings.output_root, settings.lease_settings)  # before Spark starts
     except PipelineError as error:
         logging.getLogger("onderwijsscore").error("run stopped: %s", error)
         return 2

@@ -93,6 +93,17 @@ def _alive(owner: Owner, settings: LeaseSettings) -> bool:
     return age.total_seconds() <= settings.stale_after_seconds
 
 
+def refuse_if_held(root: Path, settings: LeaseSettings) -> None:
+    """Raise `OutputRootLocked` at once when a live run holds `root`: a job checks this
+    before it starts Spark. (Only `acquire` takes the lease, atomically.)"""
+    _refuse_live(read_owner(root), root, settings)
+
+
+def _refuse_live(owner: Owner | None, root: Path, settings: LeaseSettings) -> None:
+    if owner is not None and _alive(owner, settings):
+        raise OutputRootLocked(f"output root {root} locked by {owner.describe()}")
+
+
 def acquire(root: Path, run_id: str, settings: LeaseSettings) -> Owner | None:
     """Take the lease of `root` for `run_id`; return the dead owner taken over, if any.
     Raises `OutputRootLocked` naming the live owner."""
@@ -106,8 +117,7 @@ def acquire(root: Path, run_id: str, settings: LeaseSettings) -> Owner | None:
     except FileExistsError:
         pass
     owner = read_owner(root)
-    if owner is not None and _alive(owner, settings):
-        raise OutputRootLocked(f"output root {root} locked by {owner.describe()}")
+    _refuse_live(owner, root, settings)
     # A dead owner: move its lease aside (of two runs doing this, one rename succeeds) and
     # check it was the dead one, not a lease another run took over meanwhile.
     aside = path.with_name(f".{LEASE_FILE}.dead.{run_id}")

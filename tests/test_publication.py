@@ -46,8 +46,12 @@ def test_a_second_run_is_refused_while_the_owner_lives(tmp_path):
         assert taken_over is None
         with pytest.raises(lease.OutputRootLocked, match=r"locked by run first \(host .*, pid \d+\) since 20"):
             lease.acquire(tmp_path, "second", SETTINGS)
+        # The job's check before it starts Spark says the same, and takes nothing.
+        with pytest.raises(lease.OutputRootLocked, match=r"locked by run first"):
+            lease.refuse_if_held(tmp_path, SETTINGS)
         assert lease.read_owner(tmp_path).run_id == "first"
     assert lease.read_owner(tmp_path) is None  # given back
+    lease.refuse_if_held(tmp_path, SETTINGS)
 
 
 def test_the_heartbeat_is_renewed_and_the_lease_given_back_on_failure(tmp_path):
@@ -62,6 +66,7 @@ def test_the_heartbeat_is_renewed_and_the_lease_given_back_on_failure(tmp_path):
 def test_a_dead_owners_lease_is_taken_over(tmp_path):
     dead = owner("killed", finished_pid())
     write_lease(tmp_path, dead)
+    lease.refuse_if_held(tmp_path, SETTINGS)  # a dead owner does not stop a job from starting
     assert lease.acquire(tmp_path, "next", SETTINGS) == dead
     assert lease.read_owner(tmp_path).run_id == "next"
 
