@@ -6,6 +6,14 @@ categories of one characteristic, the drivers of one change — must then not ha
 one suppressed cell, or the total would give it away: while a line has exactly one, its
 smallest other cell is suppressed as well (secondary). Suppressed cells are null, with
 `suppressed = true`, never a small number. Only counts of cells reach the run record.
+
+Differences between published figures must not give a small count back either: one list
+of protected families applies across tables (`protected_families`): a unit's, the
+nation's or a category's nested target groups and population, whose bands of 1 to
+`min_students` - 1 students withhold every target count and score of the family, in
+`unit_scores`, `pro_amounts`, `cutoffs` and `profiles`; `budgets` and
+`scenario_comparison` withhold what `regional` withholds. Money is published whole.
+The reasoning and what remains: docs/disclosure.md.
 """
 
 from __future__ import annotations
