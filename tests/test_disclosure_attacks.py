@@ -14,7 +14,13 @@ import pandas as pd
 import pytest
 
 from lib.cutoffs import ScenarioGrid
-from lib.disclosure import DisclosureRules, protect_allocations, with_withheld_per_student
+from lib.disclosure import (
+    DisclosureRules,
+    protect_allocations,
+    suppress,
+    with_profile_protection,
+    with_withheld_per_student,
+)
 from lib.snapshot import read_published
 
 SMALL = range(1, 10)
@@ -85,6 +91,9 @@ def attack(published, scenarios):
     )
     found += nested_differences(counts, ["year", "model"], "cutoffs")
 
+    if "profiles" in published:
+        found += attack_profiles(published["profiles"], scenarios)
+
     budgets = published["budgets"]
     per_student = budgets[budgets.per_student.notna() & (budgets.per_student != 0)]
     students = (per_student.total / per_student.per_student).astype(float).round()
@@ -95,6 +104,21 @@ def attack(published, scenarios):
     ]
     found += [f"budgets {row.swv_id}: n_students" for row in budgets.itertuples() if row.n_students in SMALL]
     return found
+
+
+def attack_profiles(profiles, scenarios):
+    """A category's population and target groups are nested by share; a share times its
+    group's size gives a withheld count back."""
+    grid = pandas(scenarios)[["scenario", "model"]]
+    rows = profiles.merge(grid, on="scenario")
+    category = ["year", "model", "characteristic", "category"]
+    found = nested_differences(
+        rows[[*category, "n_students"]].rename(columns={"n_students": "n"}), category, "profiles"
+    )
+    shared = rows[rows.n_students.isna() & rows.share.notna()]
+    return found + [
+        f"profiles {row.characteristic}/{row.category}: share of a withheld count" for row in shared.itertuples()
+    ]
 
 
 def crafted_tables(spark):
@@ -187,10 +211,45 @@ def test_the_comparison_withholds_what_regional_withholds(spark):
 def test_no_small_count_can_be_recomputed_from_the_published_run(spark, local_run, scenarios):
     settings, _ = local_run
     _, frames = read_published(spark, settings.output_root)
-    published = {table: pandas(frames[table]) for table in ("unit_scores", "cutoffs", "pro_amounts", "budgets")}
+    tables = ("unit_scores", "cutoffs", "pro_amounts", "budgets", "profiles")
+    published = {table: pandas(frames[table]) for table in tables}
     units = published["unit_scores"]
     # Else the test would prove nothing: units withheld for a small population, and for a
     # small band under a population of 10 or more.
     assert units[units.suppressed].n_students.isna().any()
     assert (units[units.suppressed].n_students >= 10).any()
     assert attack(published, scenarios) == []
+
+
+def test_nested_target_groups_of_a_profile_category_give_no_small_count(spark, scenarios, disclosure_rules):
+    """One category of one characteristic whose 10 % target group holds one student more
+    than its 5 % group; another category makes the lines' totals."""
+    rows = []
+    for share, (mbo, other) in zip(
+        [5, 10, 15, 20, 25, 30], [(25, 40), (26, 90), (75, 100), (100, 130), (125, 150), (150, 180)], strict=True
+    ):
+        for principle in ("school", "residence"):
+            scenario = f"lwoo_p{share}_{principle}"
+            rows += [
+                (2020, scenario, "population", "parents_education", "mbo", 500, 0.5),
+                (2020, scenario, "population", "parents_education", "other", 600, 0.5),
+                (2020, scenario, "target", "parents_education", "mbo", mbo, 0.5),
+                (2020, scenario, "target", "parents_education", "other", other, 0.5),
+            ]
+    profiles = spark.createDataFrame(
+        rows,
+        "year int, scenario string, group string, characteristic string, category string, n_students long, "
+        "share double",
+    )
+    cell_key = ["characteristic", "category"]
+    unprotected, _ = suppress(profiles, "profiles", disclosure_rules, cell_key)
+    assert any("26 - 25" in f for f in attack_profiles(pandas(unprotected), scenarios))
+    published, outcome = suppress(
+        with_profile_protection(profiles, scenarios, disclosure_rules), "profiles", disclosure_rules, cell_key
+    )
+    assert attack_profiles(pandas(published), scenarios) == []
+    # The mbo target cells at every share are withheld; the secondary suppression then
+    # withholds the other category's target cells, or each line's total would give them back.
+    frame = pandas(published)
+    assert frame[frame.group == "target"].n_students.isna().all()
+    assert frame[frame.group == "population"].n_students.notna().all()
