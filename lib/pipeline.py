@@ -119,7 +119,7 @@ def stale_year_pairs(published: dict[str, set[int]], years: list[int]) -> tuple[
     the other outside it would mix two runs. Covering the other year as well can make
     the next pair stale, so the years to cover follow the published pairs until closed.
     """
-    pair_years = set().union(*published.values()) if published else set()
+    pair_years = set().union(*published.values())
     stale = sorted(
         f"{table} {year} (pair {year - 1}-{year})"
         for table, published_years in published.items()

@@ -75,13 +75,14 @@ def read_published(
     """Every table of `zone` as of the last succeeded run, as Spark frames."""
     root = Path(output_root)
     snapshot = Snapshot.from_runs(_runs_rows(spark, root, zone))
-    frames = {
-        table: spark.read.format("delta")
-        .option("versionAsOf", snapshot.version(zone, table))
-        .load(str(root / zone / table))
-        for table in snapshot.tables(zone)
-    }
-    return snapshot, frames
+    return snapshot, {table: _read_at(spark, root, zone, table, snapshot) for table in snapshot.tables(zone)}
+
+
+def _read_at(spark: SparkSession, root: Path, zone: str, table: str, snapshot: Snapshot) -> DataFrame:
+    """`zone/table` at the version `snapshot` publishes."""
+    return (
+        spark.read.format("delta").option("versionAsOf", snapshot.version(zone, table)).load(str(root / zone / table))
+    )
 
 
 def published_years(
@@ -98,15 +99,7 @@ def published_years(
         return {}
     snapshot = Snapshot.from_runs(rows)
     return {
-        table: {
-            row.year
-            for row in spark.read.format("delta")
-            .option("versionAsOf", snapshot.version(zone, table))
-            .load(str(root / zone / table))
-            .select("year")
-            .distinct()
-            .collect()
-        }
+        table: {row.year for row in _read_at(spark, root, zone, table, snapshot).select("year").distinct().collect()}
         for table in tables
         if f"{zone}/{table}" in snapshot.versions
     }

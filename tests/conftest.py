@@ -9,6 +9,7 @@ under a file lock, the other reads it back.
 
 import fcntl
 import pickle
+import socket
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,13 @@ def scoring_rules(config):
 @pytest.fixture(scope="session")
 def pro_model(config):
     return load_model(config, "pro")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def once_per_suite(tmp_path_factory, name: str, make):

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,22 +14,16 @@ from pathlib import Path
 
 import pyspark
 import pytest
-from conftest import RUN_YEARS, TEST_SPARK
+from conftest import RUN_YEARS, TEST_SPARK, free_port
 from pyspark.sql import functions as F
 
 from lib.delta_io import read_table
+from lib.pipeline import YEAR_PAIR_TABLES
 from lib.runtime import PROJECT_ROOT, delta_jars
 
 SPARK_HOME = Path(pyspark.__file__).parent
 CLUSTER_YEAR = RUN_YEARS[-1]  # one teldatum year: a year's outputs depend on that year's input only
-YEAR_PAIR_TABLES = {"stability", "change_explained"}
 pytestmark = pytest.mark.cluster
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cluster_env(tmp: Path) -> dict[str, str]:
@@ -175,7 +168,9 @@ def test_cluster_run_matches_local_run(spark, config, sample_input, standalone_c
 
     tables = sorted(p.parent.relative_to(output) for p in output.glob("*/*/_delta_log"))
     # A one-year run writes every table except those of year pairs.
-    assert {t.name for t in tables} == {t.name for t in delta_tables(local_settings.output_root)} - YEAR_PAIR_TABLES
+    assert {t.name for t in tables} == {t.name for t in delta_tables(local_settings.output_root)} - set(
+        YEAR_PAIR_TABLES
+    )
     for table in tables:
         if table.name == "runs":
             continue

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from pyhive import hive
 from pyspark.sql import functions as F
 
@@ -25,12 +26,6 @@ from lib.snapshot import PublishedTables
 
 BEELINE = Path(sys.executable).parent.parent / "lib/python3.11/site-packages/pyspark/bin/beeline"
 SLICE = {"year": [2020], "scenario": ["lwoo_p20_school"]}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def port_answers(port: int) -> bool:
