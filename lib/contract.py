@@ -41,6 +41,8 @@ PROGRAMMES = ("vmbo_bk", "vmbo_gt", "pro", "havo", "vwo", "other")
 SHRINK_TYPES = ("krimp", "anticipeer")
 
 MONEY = T.DecimalType(18, 2)
+# Java's \s; trimming these is several times cheaper than a regular expression per id.
+WHITESPACE = " \t\n\x0b\f\r"
 _INT32 = (-(2**31), 2**31 - 1)
 
 
@@ -392,7 +394,7 @@ def _read_table(
             checks.append(_Check(col.name, f"value does not match {col.pattern}", ~c.rlike(col.pattern)))
         if _is_identifier(col):
             # A padded id would silently match no register row ("not in the register").
-            checks.append(_Check(col.name, "id with leading or trailing whitespace", c.rlike(r"^\s|\s$")))
+            checks.append(_Check(col.name, "id with leading or trailing whitespace", c != F.btrim(c, F.lit(WHITESPACE))))
     return _Table(table, raw, typed, checks), []
 
 

@@ -170,12 +170,13 @@ def test_a_code_only_some_models_map_is_not_accepted(config):
 def test_an_id_with_whitespace_breaks_the_contract(spark, valid_input, tmp_path):
     # A padded id would silently become "not in the register".
     rows = {
-        "parents": [(f"{ID}s1", f"{ID}f1 ", None), (f"{ID}s2", None, None)],
+        "parents": [(f"{ID}s1", f"{ID}f1 ", None), (f"{ID}s2", None, f"{ID}m2\n")],
         "schools": [(2020, "v1", "b1", "1011", False, "\tVO2701")],
     }
     violations, _ = errors_for(spark, valid_input, tmp_path, rows=rows)
     assert sorted((v.table, v.column, v.rule, v.rows) for v in violations) == [
         ("parents", "father_id", "id with leading or trailing whitespace", 1),
+        ("parents", "mother_id", "id with leading or trailing whitespace", 1),
         ("schools", "swv_override", "id with leading or trailing whitespace", 1),
     ]
 
