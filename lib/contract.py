@@ -394,7 +394,8 @@ def _read_table(
             checks.append(_Check(col.name, f"value does not match {col.pattern}", ~c.rlike(col.pattern)))
         if _is_identifier(col):
             # A padded id would silently match no register row ("not in the register").
-            checks.append(_Check(col.name, "id with leading or trailing whitespace", c != F.btrim(c, F.lit(WHITESPACE))))
+            padded = c != F.btrim(c, F.lit(WHITESPACE))
+            checks.append(_Check(col.name, "id with leading or trailing whitespace", padded))
     return _Table(table, raw, typed, checks), []
 
 
