@@ -23,7 +23,7 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
-from operator import add
+from operator import add, or_
 from typing import Any
 
 import pyarrow as pa
@@ -31,7 +31,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.contract import DURATION_CLASSES, EDUCATION_LEVELS, ORIGIN_GROUPS
+from lib.contract import DURATION_CLASSES
 from lib.imputation import (
     DONOR_MATCH_KEYS,
     DONOR_SOURCES,
@@ -200,9 +200,8 @@ def with_teldatum(students: DataFrame, rules: ScoringRules) -> DataFrame:
 
 def family_members(students: DataFrame, parents: DataFrame) -> DataFrame:
     """One row per (student, family member) with `role` (student/father/mother) and
-    `person_id`, so each register table is joined once for the whole family. Every row
-    carries the student's columns and its `father_id` and `mother_id`. A parent id that
-    `parents` does not give has no row."""
+    `person_id`, so each register table is joined once for the whole family. A parent id
+    that `parents` does not give has no row."""
     with_parent_ids = students.join(
         parents.select(F.col("child_id").alias("student_id"), "father_id", "mother_id"), "student_id", "left"
     )
@@ -210,10 +209,7 @@ def family_members(students: DataFrame, parents: DataFrame) -> DataFrame:
     members = F.array(
         *[F.struct(F.lit(role).alias("role"), id_.alias("person_id")) for role, id_ in member_ids.items()]
     )
-    parent_ids = [f"{role}_id" for role in PARENT_ROLES]
-    return with_parent_ids.select(*students.columns, *parent_ids, F.inline(members)).where(
-        F.col("person_id").isNotNull()
-    )
+    return with_parent_ids.select(*students.columns, F.inline(members)).where(F.col("person_id").isNotNull())
 
 
 def with_register_data(
@@ -280,41 +276,28 @@ def _education_mapping(model: ScoreModel) -> Column:
     return F.create_map(*pairs).cast("map<string,string>")
 
 
-# Register categories gathered as their position in the category list: an aggregate of
-# fixed-width values is a hash aggregation, one of text values a sort.
-_CODED_FIELDS = {"origin_group": ORIGIN_GROUPS, "education": EDUCATION_LEVELS, "duration_class": DURATION_CLASSES}
-_PARENT_FIELDS = ("in_register", "birth_year", "education", "income_percentile")
-_ROLE_FIELDS = {
-    "student": ("in_register", "origin_group", "in_asylum_period"),
-    "father": _PARENT_FIELDS,
-    "mother": (*_PARENT_FIELDS, "duration_class"),
-}
+def per_student(members: DataFrame, missing_mother_duration: str) -> DataFrame:
+    """Back to one row per student, each member's data in `<role>_...` columns.
 
-
-def per_student(members: DataFrame, missing_mother_duration: str, keys: list[str]) -> DataFrame:
-    """Back to one row per student (`keys`: the student's columns the members carry, with
-    its parents' ids), each member's data in `<role>_...` columns.
-
-    One hash aggregation per student picks each role's values (a student has at most one
-    member per role). A registered mother without a duration row gets
+    The members are gathered per student as one list (a hash aggregation) and each role's
+    row picked from it. A registered mother without a duration row gets
     `missing_mother_duration`; WSNP counts either parent.
     """
-
-    def coded(field: str) -> Column:
-        return F.array(*[F.lit(code) for code in _CODED_FIELDS[field]])
-
-    def gathered(role: str, field: str) -> Column:
-        value = F.array_position(coded(field), F.col(field)) if field in _CODED_FIELDS else F.col(field)
-        return F.max(F.when(F.col("role") == role, value)).alias(f"_{role}_{field}")
-
-    in_wsnp = F.max(F.when(F.col("role") != "student", F.col("in_wsnp_window"))).alias("_in_wsnp")
-    aggregated = members.groupBy(*keys, *[f"{role}_id" for role in PARENT_ROLES]).agg(
-        *[gathered(role, field) for role, fields in _ROLE_FIELDS.items() for field in fields], in_wsnp
+    fields = ["person_id", "in_register", "birth_year", "origin_group", "education", "income_percentile"]
+    fields += ["duration_class", "in_asylum_period", "in_wsnp_window"]
+    keys = ["year", "model", "student_id"]
+    roles = ("student", *PARENT_ROLES)
+    gathered = (
+        members.groupBy(*keys)
+        .agg(F.collect_list(F.struct("role", *fields)).alias("_members"))
+        .select(
+            *keys,
+            *[_member(role).alias(f"_{role}") for role in roles],
+        )
     )
 
     def of(role: str, field: str) -> Column:
-        value = F.col(f"_{role}_{field}")
-        return F.get(coded(field), value - 1) if field in _CODED_FIELDS else value
+        return F.col(f"_{role}")[field]
 
     def flag(role: str, field: str) -> Column:
         return F.coalesce(of(role, field), F.lit(False))
@@ -323,7 +306,7 @@ def per_student(members: DataFrame, missing_mother_duration: str, keys: list[str
         column
         for role in PARENT_ROLES
         for column in (
-            F.col(f"{role}_id"),
+            of(role, "person_id").alias(f"{role}_id"),
             flag(role, "in_register").alias(f"{role}_in_register"),
             of(role, "birth_year").alias(f"{role}_birth_year"),
             of(role, "education").alias(f"{role}_education_observed"),
@@ -331,7 +314,8 @@ def per_student(members: DataFrame, missing_mother_duration: str, keys: list[str
         )
     ]
     no, yes = WSNP_CATEGORIES
-    return aggregated.select(
+    in_wsnp = reduce(or_, [flag(role, "in_wsnp_window") for role in PARENT_ROLES])
+    return gathered.select(
         *keys,
         flag("student", "in_register").alias("student_in_register"),
         of("student", "origin_group").alias("origin_group_observed"),
@@ -340,8 +324,13 @@ def per_student(members: DataFrame, missing_mother_duration: str, keys: list[str
         F.when(
             F.col("mother_in_register"), F.coalesce(of("mother", "duration_class"), F.lit(missing_mother_duration))
         ).alias("mother_duration_observed"),
-        F.when(F.col("_in_wsnp"), F.lit(yes)).otherwise(F.lit(no)).alias("wsnp_observed"),
+        F.when(in_wsnp, F.lit(yes)).otherwise(F.lit(no)).alias("wsnp_observed"),
     )
+
+
+def _member(role: str) -> Column:
+    """The gathered member of `role` (null when the student has none)."""
+    return F.get(F.filter("_members", lambda member: member["role"] == role), 0)
 
 
 def with_score_source(students: DataFrame) -> DataFrame:
@@ -367,15 +356,14 @@ def student_facts(
     """The populations with what the registers say about each student and its parents, and
     its path: every register table is joined once for all models."""
     population = select_populations(inputs["enrolment"], models, years).transform(with_teldatum, rules)
-    # The members carry their student's few columns through the register joins, so the
-    # gathered rows need no join back to the population. Every student is a member of its
-    # own family (a student id is never null), so no student is lost.
-    return (
-        population.transform(family_members, inputs["parents"])
+    # The members carry only their keys through the register joins; the rest is joined back.
+    registered = (
+        population.select("year", "model", "student_id", "teldatum")
+        .transform(family_members, inputs["parents"])
         .transform(with_register_data, inputs, models, rules, years)
-        .transform(per_student, rules.missing_mother_duration, population.columns)
-        .transform(with_score_source)
+        .transform(per_student, rules.missing_mother_duration)
     )
+    return population.join(registered, ["year", "model", "student_id"], "left").transform(with_score_source)
 
 
 def with_categories(students: DataFrame) -> DataFrame:
