@@ -346,6 +346,11 @@ def with_imputed_education(
     parameters = literal_frame(students.sparkSession, rows, _PARAMETERS)
     frame = students.join(F.broadcast(parameters), ["model", "year"], "left")
     levels = range(len(EDUCATION_LEVELS))
+    categorical = [name for name in features if FEATURES[name].category is not None]
+    # Plain arithmetic, column by column (compiled, each value computed once per row); a
+    # level beyond the fitted ones is null throughout and counts 0. Each step adds its
+    # columns for both parents at once: every step costs the driver an analysis of the plan.
+    slots, margins, tops, exponentials, scales, expected = {}, {}, {}, {}, {}, {}
     for role, partner in (PARENT_ROLES, PARENT_ROLES[::-1]):
         fields = {
             "year": F.col("year"),
@@ -356,28 +361,28 @@ def with_imputed_education(
             "child_origin_group": F.col("origin_group_observed"),
         }
         imputed = (F.col("score_source") == EDUCATION_SOURCE) & F.col(f"{role}_education_observed").isNull()
-        # Plain arithmetic, column by column (compiled, each value computed once per row); a
-        # level beyond the fitted ones is null throughout and counts 0.
-        categorical = [name for name in features if FEATURES[name].category is not None]
-        frame = frame.withColumns({f"_slot_{name}": FEATURES[name].slot(fields.__getitem__) for name in categorical})
-        frame = frame.withColumns({f"_m{k}": F.when(imputed, _margin(k, features, fields)) for k in levels})
-        frame = frame.withColumn("_top", F.greatest(*[F.col(f"_m{k}") for k in levels]))
-        frame = frame.withColumns({f"_e{k}": _shifted_exponential(F.col(f"_m{k}"), F.col("_top")) for k in levels})
-        exponentials = [F.col(f"_e{k}") for k in levels]
-        total = reduce(add, [F.coalesce(e, F.lit(0.0)) for e in exponentials])
-        frame = frame.withColumn("_scale", F.when(imputed, F.lit(1.0) / total))
-        expected = _expected(exponentials, F.col("_scale"), F.col(f"{role}_education_levels"))
-        frame = frame.withColumn(f"c_{role}_education_imputed", F.when(imputed, expected).cast(coefficient_type))
+        own = f"_{role}_"  # this parent's working columns
+        slots |= {f"{own}slot_{name}": FEATURES[name].slot(fields.__getitem__) for name in categorical}
+        margins |= {f"{own}m{k}": F.when(imputed, _margin(k, features, fields, f"{own}slot_")) for k in levels}
+        tops[f"{own}top"] = F.greatest(*[F.col(f"{own}m{k}") for k in levels])
+        exponentials |= {f"{own}e{k}": _shifted_exponential(F.col(f"{own}m{k}"), F.col(f"{own}top")) for k in levels}
+        values = [F.col(f"{own}e{k}") for k in levels]
+        scales[f"{own}scale"] = F.when(imputed, F.lit(1.0) / reduce(add, [F.coalesce(e, F.lit(0.0)) for e in values]))
+        coefficient = _expected(values, F.col(f"{own}scale"), F.col(f"{role}_education_levels"))
+        expected[f"c_{role}_education_imputed"] = F.when(imputed, coefficient).cast(coefficient_type)
+    for step in (slots, margins, tops, exponentials, scales, expected):
+        frame = frame.withColumns(step)
     return frame.select(*students.columns, *[f"c_{role}_education_imputed" for role in PARENT_ROLES])
 
 
-def _margin(level: int, features: tuple[str, ...], fields: dict[str, Column]) -> Column:
-    """b_k + sum_j w_kj x_j, added up in j order from b_k, as BLAS gemv does for Spark ML's margins."""
+def _margin(level: int, features: tuple[str, ...], fields: dict[str, Column], slots: str) -> Column:
+    """b_k + sum_j w_kj x_j, added up in j order from b_k, as BLAS gemv does for Spark ML's margins
+    (`slots`: the prefix of the categorical features' slot columns)."""
     weights = F.get(F.col("weights"), level)
     terms, offset = [], 0
     for name in features:
         feature = FEATURES[name]
-        terms += feature.terms(fields.__getitem__, F.col(f"_slot_{name}"), weights, offset)
+        terms += feature.terms(fields.__getitem__, F.col(f"{slots}{name}"), weights, offset)
         offset += feature.width()
     return reduce(add, terms, F.get(F.col("intercepts"), level))
 

@@ -7,6 +7,7 @@ broadcast lookup frames, so no coefficient lives in a transformation.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -145,14 +146,15 @@ def parse_model(raw: Any, file: str, expected_name: str | None = None) -> ScoreM
 
 def literal_frame(spark: SparkSession, rows: list[tuple], schema: T.StructType) -> DataFrame:
     """A small DataFrame of literal rows, planned in the JVM: unlike `createDataFrame`'s
-    Python RDD, scanning it needs no Python worker, and the planner knows it is small."""
-    structs = [
-        F.struct(
-            *[F.lit(value).cast(field.dataType).alias(field.name) for value, field in zip(row, schema, strict=True)]
-        )
-        for row in rows
-    ]
-    return spark.range(1).select(F.inline(F.array(*structs) if structs else F.array().cast(T.ArrayType(schema))))
+    Python RDD, scanning it needs no Python worker, and the planner knows it is small.
+
+    The rows travel as one JSON text, parsed once in the JVM (constant-folded): one call,
+    not one per value. Exact: decimals travel as their text, floats as the shortest text
+    that reads back to the same double (Python's repr; Java parses it correctly rounded).
+    """
+    text = json.dumps([dict(zip(schema.names, row, strict=True)) for row in rows], default=str)
+    parsed = F.from_json(F.lit(text), T.ArrayType(schema), {"allowNonNumericNumbers": "true"})
+    return spark.range(1).select(F.inline(parsed))
 
 
 def coefficient_lookup(spark: SparkSession, model: ScoreModel, score_type: T.DecimalType) -> DataFrame:
