@@ -29,7 +29,9 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
+from lib.models import literal_frame
 from lib.runtime import Config
 from lib.snapshot import RUNS_TABLE, Snapshot, read_published
 
@@ -147,8 +149,10 @@ def register_published(spark: SparkSession, settings: ServeSettings, description
     runs = spark.read.format("delta").load(str(settings.output_root / settings.database / RUNS_TABLE))
     frames[RUNS_TABLE] = runs.where(F.col("ended_at") <= F.lit(snapshot.ended_at))
     registered = {row.viewName for row in spark.sql(f"SHOW VIEWS IN {settings.database}").collect()}
-    frames[TABLES_VIEW] = spark.createDataFrame(
-        sorted((table, descriptions.tables.get(table)) for table in frames), "table_name string, description string"
+    frames[TABLES_VIEW] = literal_frame(
+        spark,
+        sorted((table, descriptions.tables.get(table)) for table in frames),
+        T.StructType.fromDDL("table_name string, description string"),
     )
     for table, frame in frames.items():
         with_comments(frame, descriptions.columns.get(table, {})).createOrReplaceGlobalTempView(table)
