@@ -27,7 +27,7 @@ from lib.contract import MONEY
 from lib.cutoffs import ASYLUM_SOURCE, ScenarioGrid
 from lib.errors import PipelineError
 from lib.models import CHARACTERISTICS, literal_frame
-from lib.runtime import Config
+from lib.runtime import Config, materialize
 
 SHARE = T.DecimalType(7, 6)
 RATE = T.DecimalType(24, 12)  # EUR per net-score point: exact enough that drivers lose < 1 cent
@@ -186,26 +186,27 @@ def cross_table(changes: DataFrame, bins: tuple[Bins, Bins]) -> DataFrame:
     interior = grid.join(counted, ["year", "scenario", "absolute_order", "relative_order"], "left").fillna(
         0, ["n_units", "n_students"]
     )
-    totals = [_margin(interior, kept, bins) for kept in (["absolute"], ["relative"], [])]
-    columns = ["year", "scenario", "absolute_bin", "absolute_order", "relative_bin", "relative_order"]
-    return reduce(DataFrame.unionByName, totals, interior.select(*columns, "n_units", "n_students"))
+    # The cells and their margins in one aggregate (grouping sets), so the grid is built once.
+    dimensions = {name: [f"{name}_bin", f"{name}_order"] for name in ("absolute", "relative")}
+    by_cell = ["year", "scenario", *dimensions["absolute"], *dimensions["relative"]]
+    sets = [by_cell, ["year", "scenario", *dimensions["absolute"]], ["year", "scenario", *dimensions["relative"]]]
+    summed = interior.groupingSets([*sets, ["year", "scenario"]], *by_cell).agg(
+        F.sum("n_units").alias("n_units"),
+        F.sum("n_students").alias("n_students"),
+        *[F.grouping(f"{name}_bin").alias(f"{name}_total") for name in dimensions],
+    )
+    # A dimension summed over gets bin `total`, ordered after the last bin.
+    totals = {
+        column: F.when(F.col(f"{name}_total") == 1, F.lit(value)).otherwise(F.col(column))
+        for name, dimension in zip(dimensions, bins, strict=True)
+        for column, value in zip(dimensions[name], (TOTAL_BIN, len(dimension.labels)), strict=True)
+    }
+    return summed.withColumns(totals).select(*by_cell, "n_units", "n_students")
 
 
 def _bin_frame(spark, bins: Bins, name: str) -> DataFrame:
     schema = T.StructType.fromDDL(f"{name}_order int, {name}_bin string")
     return literal_frame(spark, list(enumerate(bins.labels)), schema)
-
-
-def _margin(interior: DataFrame, kept: list[str], bins: tuple[Bins, Bins]) -> DataFrame:
-    """Totals over the dimensions not in `kept`, whose bin becomes `total` (ordered last)."""
-    kept_columns = [c for name in kept for c in (f"{name}_bin", f"{name}_order")]
-    sums = interior.groupBy("year", "scenario", *kept_columns).agg(
-        F.sum("n_units").alias("n_units"), F.sum("n_students").alias("n_students")
-    )
-    for name, dimension in zip(("absolute", "relative"), bins, strict=True):
-        if name not in kept:
-            sums = sums.withColumns({f"{name}_bin": F.lit(TOTAL_BIN), f"{name}_order": F.lit(len(dimension.labels))})
-    return sums
 
 
 def year_on_year(budgets: DataFrame) -> DataFrame:
@@ -425,14 +426,18 @@ def change_drivers(budgets: DataFrame, units: DataFrame, group_gross: DataFrame)
         "iq_threshold": r_prev * (F.col("net_less_gross") - F.col("net_less_gross_prev")),
         "iq_national_rate": F.col("net_score") * (F.col("rate") - r_prev),
     }
-    drivers = both.select(
-        "year",
-        "scenario",
-        "swv_id",
-        "rate_prev",
-        F.col("total_prev").cast(MONEY).alias("total_prev"),
-        F.col("total").cast(MONEY).alias("total"),
-        *[value.cast(MONEY).alias(name) for name, value in money.items()],
+    # Kept: the group drivers and the published table both build on it, and the table
+    # is written after the disclosure check has read the groups.
+    drivers = materialize(
+        both.select(
+            "year",
+            "scenario",
+            "swv_id",
+            "rate_prev",
+            F.col("total_prev").cast(MONEY).alias("total_prev"),
+            F.col("total").cast(MONEY).alias("total"),
+            *[value.cast(MONEY).alias(name) for name, value in money.items()],
+        )
     )
     previous_groups = group_gross.select(
         (F.col("year") + 1).alias("year"),
@@ -442,7 +447,7 @@ def change_drivers(budgets: DataFrame, units: DataFrame, group_gross: DataFrame)
         F.col("gross").alias("gross_prev"),
         F.col("n_target").alias("n_target_prev"),
     )
-    groups = (
+    groups = materialize(
         group_gross.join(previous_groups, ["year", "scenario", "swv_id", "source_group"], "full")
         .fillna(0, ["gross", "n_target", "gross_prev", "n_target_prev"])
         .join(drivers.select("year", "scenario", "swv_id", "rate_prev"), ["year", "scenario", "swv_id"])

@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lib.errors import PipelineError
-from lib.runtime import Config
+from lib.runtime import Config, materialize
 
 MIN_STUDENTS_FLOOR = 5  # no configuration may publish cells of fewer students
 
@@ -253,8 +253,9 @@ def protect_allocations(
         tables["budgets"].join(per_student, ["year", "scenario", "swv_id"], "left"),
         {"n_students": F.col(PROTECTED), "per_student": F.col(PROTECTED)},  # total / per_student = n_students
     )
+    # Kept: counted here, gated and written later; each is a few thousand rows.
     published = {
-        table: frame.select(*tables[table].columns, "suppressed")
+        table: materialize(frame.select(*tables[table].columns, "suppressed"))
         for table, frame in {
             "unit_scores": unit_scores,
             "cutoffs": cutoffs,

@@ -332,7 +332,8 @@ def analyse_outputs(
         table, frame, cell_key = item
         with stage(f"disclosure check {table}") as counts:
             if table == "profiles":  # nested target groups per category: differences are counts too
-                frame = with_profile_protection(frame, scenarios, disclosure_rules)
+                # Kept: the protection reads the profiles three times.
+                frame = with_profile_protection(materialize(frame), scenarios, disclosure_rules)
             published, outcome = suppress(frame, table, disclosure_rules, cell_key)
             record.disclosure[table] = outcome
             counts.update(outcome)
