@@ -8,6 +8,7 @@ in conf/spark.yaml), no column mapping, and timestamps are written as TIMESTAMP 
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from lib.errors import PipelineError
+
+_DELTA_LOG = "_delta_log"
 READER_SAFE_PROPERTIES = {
     "delta.enableDeletionVectors": "false",
     "delta.columnMapping.mode": "none",
@@ -53,18 +57,21 @@ class Commit:
     rows: int  # rows written, from the commit's metrics
 
 
-def write_slice(df: DataFrame, path: str | Path, slice_values: Mapping[str, Sequence[object]], run_id: str) -> Commit:
+def write_slice(
+    df: DataFrame, path: str | Path, slice_values: Mapping[str, Sequence[object]], run_id: str, one_task: bool = False
+) -> Commit:
     """Replace the slice `slice_values` of the Delta table at `path` with `df`.
 
     The partition columns are the slice's keys, in order. Delta checks that every row
-    of `df` lies inside the slice, so a bug cannot overwrite a neighbouring slice. Rows
-    are grouped by partition first, so each partition gets one file.
+    of `df` lies inside the slice, so a bug cannot overwrite a neighbouring slice. Each
+    partition gets one file: rows are grouped by partition first, or, for a small frame
+    (`one_task`), all written by one task, which needs no shuffle.
     """
     path = str(path)
     _check_reader_safe(df, path)
+    grouped = df.coalesce(1) if one_task else df.repartition(*slice_values.keys())
     writer = (
-        df.repartition(*slice_values.keys())
-        .write.format("delta")
+        grouped.write.format("delta")
         .mode("overwrite")
         .partitionBy(*slice_values.keys())
         .option("replaceWhere", slice_predicate(slice_values))
@@ -74,12 +81,15 @@ def write_slice(df: DataFrame, path: str | Path, slice_values: Mapping[str, Sequ
     for key, value in READER_SAFE_PROPERTIES.items():
         writer = writer.option(key, value)
     writer.save(path)
-    last = DeltaTable.forPath(df.sparkSession, path).history(1).select("version", "operationMetrics").first()
-    return Commit(last.version, int(last.operationMetrics.get("numOutputRows", 0)))
+    version = existing_version(df.sparkSession, path)
+    info = _commit_info(df.sparkSession, path, version)
+    if info.get("userMetadata") != run_id:  # the output root's lease should make this impossible
+        raise PipelineError(f"table {path}: version {version} is not this run's write; another writer committed")
+    return Commit(version, int(info.get("operationMetrics", {}).get("numOutputRows", 0)))
 
 
-def append(df: DataFrame, path: str | Path, run_id: str) -> int:
-    """Append rows to an unpartitioned Delta table (the run record); return the new version.
+def append(df: DataFrame, path: str | Path, run_id: str) -> None:
+    """Append rows to an unpartitioned Delta table (the run record).
     New nullable columns are added to the table (a run record of an older release)."""
     path = str(path)
     _check_reader_safe(df, path)
@@ -87,16 +97,38 @@ def append(df: DataFrame, path: str | Path, run_id: str) -> int:
     for key, value in READER_SAFE_PROPERTIES.items():
         writer = writer.option(key, value)
     writer.save(path)
-    return table_version(df.sparkSession, path)
 
 
-def table_version(spark: SparkSession, path: str | Path) -> int:
-    return DeltaTable.forPath(spark, str(path)).history(1).select("version").first()[0]
+# The version and commit metrics are read from the table's log on the driver, with
+# Hadoop's file system (local, HDFS, object stores alike): DeltaTable.history costs a
+# Spark job per call. The layout is Delta's protocol: `_delta_log/<version>.json`, the
+# version written with 20 digits, one JSON action per line, `commitInfo` among them.
+
+
+def _log_files(spark: SparkSession, path: str | Path):
+    log_dir = spark._jvm.org.apache.hadoop.fs.Path(f"{path}/{_DELTA_LOG}")
+    return log_dir.getFileSystem(spark._jsc.hadoopConfiguration()), log_dir
 
 
 def existing_version(spark: SparkSession, path: str | Path) -> int | None:
-    """The table's current version, or None when there is no table yet."""
-    return table_version(spark, path) if DeltaTable.isDeltaTable(spark, str(path)) else None
+    """The table's current version (its newest commit), or None when there is no table yet."""
+    fs, log_dir = _log_files(spark, path)
+    if not fs.exists(log_dir):
+        return None
+    pattern = spark._jvm.org.apache.hadoop.fs.Path(log_dir, "*.json")
+    versions = [int(status.getPath().getName().split(".")[0]) for status in fs.globStatus(pattern) or []]
+    return max(versions, default=None)
+
+
+def _commit_info(spark: SparkSession, path: str | Path, version: int) -> dict:
+    fs, log_dir = _log_files(spark, path)
+    stream = fs.open(spark._jvm.org.apache.hadoop.fs.Path(log_dir, f"{version:020d}.json"))
+    try:
+        text = spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+    actions = (json.loads(line) for line in text.splitlines() if line.strip())
+    return next((action["commitInfo"] for action in actions if "commitInfo" in action), {})
 
 
 def commits_after(spark: SparkSession, path: str | Path, version: int | None) -> list[tuple[int, str | None]]:

@@ -297,9 +297,15 @@ def compute(
         "scenario_comparison": {"year": years, "pair": [pair_id(a, b) for a, b in analysis_rules.scenario_pairs]},
         "change_explained": {"year": pair_years, "scenario": lwoo_ids},
     }
-    zone = {"student_scores": settings.restricted_zone}
+    student_level = {"student_scores"}  # the restricted zone; every export table is an aggregate
     return [
-        publication.Output(zone.get(table, settings.export_zone), table, frame, slices[table])
+        publication.Output(
+            settings.restricted_zone if table in student_level else settings.export_zone,
+            table,
+            frame,
+            slices[table],
+            aggregate=table not in student_level,
+        )
         for table, frame in (computed | published).items()  # allocation tables as published
         if all(slices[table].values())  # a one-year run has no year pairs; skipped funding years
     ]

@@ -57,6 +57,7 @@ class Output:
     table: str
     frame: DataFrame
     slice_values: dict[str, list]
+    aggregate: bool = False  # bounded by units and scenarios, not students: written by one task
 
     @property
     def name(self) -> str:
@@ -95,7 +96,9 @@ def publish(
 
     def write(output: Output) -> Commit:
         with stage(f"publish {output.name}") as counts:
-            commit = delta_io.write_slice(output.frame, output_root / output.name, output.slice_values, record.run_id)
+            commit = delta_io.write_slice(
+                output.frame, output_root / output.name, output.slice_values, record.run_id, one_task=output.aggregate
+            )
             counts["rows"] = commit.rows
             return commit
 

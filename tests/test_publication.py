@@ -123,6 +123,16 @@ def runs(spark, root: Path) -> list[tuple[str, str]]:
     return sorted((r.run_id, r.status) for r in delta_io.read_table(spark, root / "export/runs").collect())
 
 
+def test_a_slice_write_reports_its_commit_and_writes_one_file_per_partition(spark, tmp_path):
+    frame = spark.range(5).select((F.lit(2019) + F.col("id") % 2).cast("int").alias("year"), F.col("id").alias("value"))
+    table = tmp_path / TABLE
+    first = delta_io.write_slice(frame, table, {"year": [2019, 2020]}, "r1", one_task=True)
+    assert sorted(path.parent.name for path in table.rglob("*.parquet")) == ["year=2019", "year=2020"]
+    second = delta_io.write_slice(frame.where("year = 2020"), table, {"year": [2020]}, "r2")
+    assert (first, second) == (delta_io.Commit(0, 5), delta_io.Commit(1, 2))
+    assert delta_io.existing_version(spark, table) == 1 and delta_io.existing_version(spark, tmp_path / "none") is None
+
+
 def test_the_succeeded_row_is_written_while_the_marker_is_still_there(spark, published):
     marker = publication.staging_root(published, "r1") / publication.MARKER
     seen = []
