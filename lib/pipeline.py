@@ -36,7 +36,7 @@ from lib.imputation import education_counts
 from lib.models import ScoreModel, load_model, mapped_register_codes
 from lib.quality import QualityRules, check_inputs, check_outputs, raise_if_failed, tie_warnings
 from lib.run_record import RunRecord, input_fingerprint
-from lib.runtime import Config, concurrently, materialize, releasing, sql_settings, stage
+from lib.runtime import Config, concurrently, materialize, releasing, stage
 from lib.scores import fit_education, fit_metrics, load_scoring_rules, score_facts, student_facts
 from lib.snapshot import published_years
 
@@ -213,7 +213,7 @@ def compute(
         for table in ("pro_amounts", "pro_board_amounts")
     ]
 
-    with stage("register facts"), sql_settings(spark, config["spark"].get("register_facts", {})):
+    with stage("register facts"):
         facts = materialize(student_facts(frames, models, scoring_rules, years))
     with stage("education count table") as counts:
         education = education_counts(facts, scoring_rules.education_model, settings.seed).toArrow()

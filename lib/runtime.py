@@ -154,24 +154,6 @@ def materialize(frame: DataFrame) -> DataFrame:
 
 
 @contextmanager
-def sql_settings(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
-    """Session SQL settings applied while the queries inside are planned, then restored
-    (for one query's tuning, not the whole session's). Queries planned meanwhile in other
-    threads see them too: use it where nothing runs side by side."""
-    before = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, str(value))
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
-
-
-@contextmanager
 def releasing(spark: SparkSession) -> Iterator[None]:
     """Release, on leaving, every cache and local checkpoint (`materialize`) made inside:
     a run keeps nothing on the executors once it is done, whatever earlier work keeps."""
