@@ -13,7 +13,7 @@ INPUT ?= $(SAMPLE_DIR)
 OUTPUT ?= data/output
 CONFIG ?= conf
 
-.PHONY: setup data run report test dist lint bench clean serve serve-stop docs
+.PHONY: setup data run report test dist lint bench bench-growth clean serve serve-stop docs
 
 setup: $(VENV)/.installed $(JARS_DIR)/.fetched
 
@@ -100,6 +100,11 @@ dist: setup
 bench: setup data
 	rm -rf data/bench/scale-$(SCALE)
 	$(PY) jobs/benchmark.py --input $(SAMPLE_DIR) --output data/bench/scale-$(SCALE) --years $(YEARS) --config $(CONFIG)
+
+# The cost-growth table of docs/benchmarks.md: the benchmark at SCALE=0.1, 1 and 2, one
+# after the other (≈15 min here; generates the missing samples first).
+bench-growth:
+	for scale in 0.1 1 2; do $(MAKE) bench SCALE=$$scale || exit 1; done
 
 lint: setup
 	$(VENV)/bin/ruff check lib jobs tests notebooks
