@@ -92,7 +92,7 @@ docs: setup
 dist: setup
 	rm -rf dist && mkdir -p dist
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
-	zip -q -r dist/onderwijsscore.zip lib -x '*__pycache__*'
+	cd lib && zip -q -r ../dist/onderwijsscore.zip onderwijsscore -x '*__pycache__*'
 	cp jobs/*.py dist/
 
 # The whole pipeline on sample data at SCALE (e.g. `make bench SCALE=1`): wall time, peak

@@ -1,10 +1,11 @@
-"""Installable package: `lib` holds all logic; `make dist` builds the zip for --py-files."""
+"""Installable package `onderwijsscore` (source root `lib/`); `make dist` builds the zip for --py-files."""
 
 import re
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
+PACKAGE_INIT = ("lib", "onderwijsscore", "__init__.py")
 requirements = [
     line.split("#")[0].strip()
     for line in Path(__file__).with_name("requirements.txt").read_text().splitlines()
@@ -13,9 +14,10 @@ requirements = [
 
 setup(
     name="onderwijsscore",
-    version=re.search(r"__version__ = \"(.+)\"", Path(__file__).with_name("lib").joinpath("__init__.py").read_text())[1],
+    version=re.search(r"__version__ = \"(.+)\"", Path(__file__).parent.joinpath(*PACKAGE_INIT).read_text())[1],
     description="Dutch education-funding indicators (lwoo, praktijkonderwijs) from register microdata, on Spark and Delta",
     python_requires=">=3.11,<3.12",
-    packages=["lib"],
+    package_dir={"": "lib"},
+    packages=find_packages("lib"),
     install_requires=requirements,
 )

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from lib.benchmark import TreeMemorySampler, report, stage_timings, student_years, summarise
+from onderwijsscore.benchmark import TreeMemorySampler, report, stage_timings, student_years, summarise
 
 
 def main(argv=None) -> int:

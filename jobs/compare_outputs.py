@@ -9,15 +9,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from lib.comparison import compare_outputs
-from lib.runtime import build_session, configure_logging, load_config
+from onderwijsscore.comparison import compare_outputs
+from onderwijsscore.runtime import build_session, conf_dir_beside, configure_logging, load_config
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("left", help="an output root (restricted/ and export/ Delta tables)")
     parser.add_argument("right", help="the output root to compare it with")
-    parser.add_argument("--config", help="config directory (default: the project's conf/)")
+    parser.add_argument(
+        "--config", type=Path, default=conf_dir_beside(__file__), help="config directory (default: the project's conf/)"
+    )
     parser.add_argument(
         "--ignore",
         action="append",

@@ -7,14 +7,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from lib.runtime import load_config
-from lib.serving import with_columns_section
+from onderwijsscore.runtime import conf_dir_beside, load_config
+from onderwijsscore.serving import with_columns_section
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("document", help="the markdown file holding the generated section")
-    parser.add_argument("--config", help="config directory (default: the project's conf/)")
+    parser.add_argument(
+        "--config", type=Path, default=conf_dir_beside(__file__), help="config directory (default: the project's conf/)"
+    )
     args = parser.parse_args(argv)
     document = Path(args.document)
     document.write_text(with_columns_section(document.read_text(), load_config(args.config)))

@@ -7,9 +7,10 @@ Defaults come from conf/sample_data.yaml; see docs/sample-data.md for what is mo
 """
 
 import argparse
+from pathlib import Path
 
-from lib.runtime import build_session, configure_logging, load_config
-from lib.sample_data import generate
+from onderwijsscore.runtime import build_session, conf_dir_beside, configure_logging, load_config
+from onderwijsscore.sample_data import generate
 
 
 def parse_args(argv):
@@ -18,7 +19,9 @@ def parse_args(argv):
     parser.add_argument("--scale", type=float, help="1 = the Netherlands (default: conf/sample_data.yaml)")
     parser.add_argument("--seed", type=int, help="same seed, same data (default: conf/sample_data.yaml)")
     parser.add_argument("--years", help="comma-separated teldatum years (default: conf/sample_data.yaml)")
-    parser.add_argument("--config", help="config directory (default: the project's conf/)")
+    parser.add_argument(
+        "--config", type=Path, default=conf_dir_beside(__file__), help="config directory (default: the project's conf/)"
+    )
     return parser.parse_args(argv)
 
 

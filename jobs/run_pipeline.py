@@ -7,10 +7,11 @@
 import argparse
 import logging
 import sys
+from pathlib import Path
 
-from lib import lease, pipeline
-from lib.errors import PipelineError
-from lib.runtime import build_session, configure_logging, load_config
+from onderwijsscore import lease, pipeline
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.runtime import build_session, conf_dir_beside, configure_logging, load_config
 
 
 def parse_args(argv):
@@ -18,7 +19,9 @@ def parse_args(argv):
     parser.add_argument("--input", required=True, help="input root: one folder per contract table")
     parser.add_argument("--output", required=True, help="output root: restricted/ and export/ Delta tables")
     parser.add_argument("--years", help="comma-separated teldatum years (default: conf/pipeline.yaml)")
-    parser.add_argument("--config", help="config directory (default: the project's conf/)")
+    parser.add_argument(
+        "--config", type=Path, default=conf_dir_beside(__file__), help="config directory (default: the project's conf/)"
+    )
     parser.add_argument(
         "--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting (repeatable)"
     )

@@ -13,10 +13,11 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
-from lib.errors import PipelineError
-from lib.runtime import build_session, configure_logging, delta_jars, load_config
-from lib.serving import OutputDescriptions, ServeSettings, register_published, session_settings, start_server
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.runtime import build_session, conf_dir_beside, configure_logging, delta_jars, load_config
+from onderwijsscore.serving import OutputDescriptions, ServeSettings, register_published, session_settings, start_server
 
 log = logging.getLogger("onderwijsscore")
 
@@ -26,7 +27,9 @@ def parse_args(argv):
     parser.add_argument("--output", required=True, help="output root of the pipeline's runs")
     parser.add_argument("--host", help="address to bind (default conf/serve.yaml: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default conf/serve.yaml)")
-    parser.add_argument("--config", help="config directory (default: the project's conf/)")
+    parser.add_argument(
+        "--config", type=Path, default=conf_dir_beside(__file__), help="config directory (default: the project's conf/)"
+    )
     return parser.parse_args(argv)
 
 

@@ -23,14 +23,14 @@ from pathlib import Path
 
 from IPython.display import Image, display
 
-from lib import report
-from lib.runtime import load_config
-from lib.snapshot import PublishedTables
+from onderwijsscore import report
+from onderwijsscore.runtime import load_config
+from onderwijsscore.snapshot import PublishedTables
 
 output_root = Path(os.environ.get("REPORT_OUTPUT", "data/output"))
 figures = Path(os.environ.get("REPORT_DIR", "data/output/report")) / "figures"
 figures.mkdir(parents=True, exist_ok=True)
-settings = report.ReportSettings.from_config(load_config(os.environ.get("REPORT_CONF")))
+settings = report.ReportSettings.from_config(load_config(os.environ.get("REPORT_CONF", "conf")))
 # Every table as of the last succeeded run, even while another run publishes.
 published = PublishedTables(output_root, settings.export_zone)
 

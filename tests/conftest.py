@@ -9,38 +9,17 @@ under a file lock, the other reads it back.
 
 import fcntl
 import pickle
-import socket
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
-from lib import pipeline
-from lib.models import load_model
-from lib.runtime import build_session, load_config
-from lib.sample_data import generate
-from lib.scores import load_scoring_rules
-
-TEST_SPARK = {
-    "spark.master": "local[2]",
-    "spark.sql.shuffle.partitions": "2",
-    "spark.default.parallelism": "2",
-    "spark.driver.memory": "4g",
-    "spark.databricks.delta.snapshotPartitions": "2",
-    # Tiny data: most JVM time goes to compiling code that runs briefly; C1 only is faster.
-    # C1 alone gets a 48 MB code cache by default, which Spark's generated code can fill
-    # (the JVM then fails on method handles): reserve the tiered default.
-    "spark.driver.extraJavaOptions": " ".join(
-        ("-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m", "-XX:-DontCompileHugeMethods")
-    ),
-}
-SAMPLE_SCALE = 0.01
-SAMPLE_SEED = 20221001
-SAMPLE_YEARS = (2017, 2018, 2019, 2020)  # generated: students move through grades
-RUN_YEARS = [2019, 2020]  # the pipeline runs on two teldatum years to keep the suite fast
-# The local run's input has no pro budget for the first run year's funding year (not set
-# yet): domain.md §6 skips that pro_amounts slice and records why.
-UNSET_PRO_BUDGET_YEAR = RUN_YEARS[0] + 2
+from helpers import CONF_DIR, RUN_YEARS, SAMPLE_SCALE, SAMPLE_SEED, SAMPLE_YEARS, TEST_SPARK, UNSET_PRO_BUDGET_YEAR
+from onderwijsscore import pipeline
+from onderwijsscore.models import load_model
+from onderwijsscore.runtime import build_session, load_config
+from onderwijsscore.sample_data import generate
+from onderwijsscore.scores import load_scoring_rules
 
 
 def pytest_configure(config):
@@ -49,7 +28,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def config():
-    return load_config()
+    return load_config(CONF_DIR)
 
 
 @pytest.fixture(scope="session")
@@ -67,13 +46,6 @@ def scoring_rules(config):
 @pytest.fixture(scope="session")
 def pro_model(config):
     return load_model(config, "pro")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 free now (for a server a test starts)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def once_per_suite(tmp_path_factory, name: str, make):

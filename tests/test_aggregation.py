@@ -2,8 +2,8 @@ from decimal import Decimal
 
 from pyspark.sql import functions as F
 
-from lib.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
-from lib.cutoffs import ASYLUM_SOURCE, ScenarioGrid, scenario_cutoffs
+from onderwijsscore.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
+from onderwijsscore.cutoffs import ASYLUM_SOURCE, ScenarioGrid, scenario_cutoffs
 
 STUDENTS = (
     "year int, model string, student_id string, school_id string, score decimal(12,6), score_source string, "

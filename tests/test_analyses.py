@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import functions as F
 
-from lib.analyses import (
+from onderwijsscore.analyses import (
     AnalysisRules,
     Bins,
     change_drivers,
@@ -15,8 +15,8 @@ from lib.analyses import (
     profiles,
     score_group_gross,
 )
-from lib.cutoffs import ScenarioGrid
-from lib.disclosure import DisclosureRules, suppress
+from onderwijsscore.cutoffs import ScenarioGrid
+from onderwijsscore.disclosure import DisclosureRules, suppress
 
 D = Decimal
 SCENARIO = "lwoo_p20_school"

@@ -1,7 +1,7 @@
 import pytest
 
-from lib.assignment import AssignmentRules, assign_swv, stop_on_undetermined_swv
-from lib.contract import ContractError
+from onderwijsscore.assignment import AssignmentRules, assign_swv, stop_on_undetermined_swv
+from onderwijsscore.contract import ContractError
 
 SCHOOLS = "year int, school_id string, board_id string, postcode string, rsvo boolean, swv_override string"
 STUDENTS = "year int, model string, student_id string, school_id string"

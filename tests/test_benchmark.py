@@ -1,8 +1,8 @@
-"""The benchmark's event-log summary (lib/benchmark.py), on a hand-written event log."""
+"""The benchmark's event-log summary (lib/onderwijsscore/benchmark.py), on a hand-written event log."""
 
 import json
 
-from lib.benchmark import DescriptionMetrics, stage_timings, student_years, summarise
+from onderwijsscore.benchmark import DescriptionMetrics, stage_timings, student_years, summarise
 
 
 def job_start(job_id: int, at_ms: int, description: str, stages: list[int]) -> dict:

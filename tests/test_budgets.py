@@ -5,7 +5,7 @@ from fractions import Fraction
 import pytest
 from pyspark.sql import functions as F
 
-from lib.budgets import (
+from onderwijsscore.budgets import (
     BudgetRules,
     lwoo_budgets,
     pro_amounts,
@@ -13,8 +13,8 @@ from lib.budgets import (
     pro_funding_years,
     split_largest_remainder,
 )
-from lib.contract import ContractError
-from lib.cutoffs import ScenarioGrid
+from onderwijsscore.contract import ContractError
+from onderwijsscore.cutoffs import ScenarioGrid
 
 UNITS = "year int, scenario string, unit_id string, n_students long, net_score decimal(18,6)"
 BUDGETS = "year int, lwoo_budget decimal(18,2), pro_onderwijskansen_budget decimal(18,2)"

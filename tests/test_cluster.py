@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pyspark
 import pytest
-from conftest import RUN_YEARS, TEST_SPARK, free_port
 from pyspark.sql import functions as F
 
-from lib.delta_io import read_table
-from lib.pipeline import YEAR_PAIR_TABLES
-from lib.runtime import PROJECT_ROOT, delta_jars
+from helpers import PROJECT_ROOT, RUN_YEARS, TEST_SPARK, free_port
+from onderwijsscore.delta_io import read_table
+from onderwijsscore.pipeline import YEAR_PAIR_TABLES
+from onderwijsscore.runtime import delta_jars
 
 SPARK_HOME = Path(pyspark.__file__).parent
 CLUSTER_YEAR = RUN_YEARS[-1]  # one teldatum year: a year's outputs depend on that year's input only
@@ -108,8 +108,8 @@ def standalone_cluster(tmp_path_factory):
 
 
 def build_py_files(target: Path) -> Path:
-    """The zip `make dist` builds: the `lib` package for --py-files."""
-    return Path(shutil.make_archive(str(target / "onderwijsscore"), "zip", PROJECT_ROOT, "lib"))
+    """The zip `make dist` builds: the `onderwijsscore` package for --py-files."""
+    return Path(shutil.make_archive(str(target / "onderwijsscore"), "zip", PROJECT_ROOT / "lib", "onderwijsscore"))
 
 
 def canonical_rows(frame):

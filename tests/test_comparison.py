@@ -2,8 +2,8 @@
 
 from decimal import Decimal
 
-from lib.comparison import compare_outputs
-from lib.delta_io import append
+from onderwijsscore.comparison import compare_outputs
+from onderwijsscore.delta_io import append
 
 
 def _write(spark, root, table, rows):

@@ -4,10 +4,10 @@ import copy
 
 import pytest
 
-from lib import pipeline
-from lib.errors import PipelineError
-from lib.pipeline import stale_year_pairs
-from lib.run_record import input_fingerprint
+from onderwijsscore import pipeline
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.pipeline import stale_year_pairs
+from onderwijsscore.run_record import input_fingerprint
 
 
 def changed(config, name, path, value):

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 from pyspark.sql import types as T
 
-from lib.contract import CONTRACT, ContractError, read_inputs
-from lib.models import load_model, mapped_register_codes
+from onderwijsscore.contract import CONTRACT, ContractError, read_inputs
+from onderwijsscore.models import load_model, mapped_register_codes
 
 # Ids carry a marker so a test can prove no message ever quotes one.
 ID = "SECRETID"

@@ -5,8 +5,8 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import functions as F
 
-from lib.cutoffs import ASYLUM_SOURCE, ScenarioGrid, approximate_cutoffs, exact_cutoffs, scenario_cutoffs
-from lib.errors import PipelineError
+from onderwijsscore.cutoffs import ASYLUM_SOURCE, ScenarioGrid, approximate_cutoffs, exact_cutoffs, scenario_cutoffs
+from onderwijsscore.errors import PipelineError
 
 STUDENTS = "year int, model string, student_id string, score decimal(12,6), score_source string"
 

@@ -13,15 +13,15 @@ from itertools import combinations
 import pandas as pd
 import pytest
 
-from lib.cutoffs import ScenarioGrid
-from lib.disclosure import (
+from onderwijsscore.cutoffs import ScenarioGrid
+from onderwijsscore.disclosure import (
     DisclosureRules,
     protect_allocations,
     suppress,
     with_profile_protection,
     with_withheld_per_student,
 )
-from lib.snapshot import read_published
+from onderwijsscore.snapshot import read_published
 
 SMALL = range(1, 10)
 

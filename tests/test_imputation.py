@@ -14,19 +14,19 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from test_scores import contract_schema
 
-from lib.contract import EDUCATION_LEVELS, ORIGIN_GROUPS
-from lib.imputation import (
+from helpers import contract_schema
+from onderwijsscore.contract import EDUCATION_LEVELS, ORIGIN_GROUPS
+from onderwijsscore.imputation import (
     EducationFit,
     donor_scores,
     education_counts,
     fit_education_models,
     with_imputed_education,
 )
-from lib.logistic import MultinomialFit, fit_multinomial, probabilities
-from lib.models import literal_frame
-from lib.scores import SCORE_SOURCES, score_students
+from onderwijsscore.logistic import MultinomialFit, fit_multinomial, probabilities
+from onderwijsscore.models import literal_frame
+from onderwijsscore.scores import SCORE_SOURCES, score_students
 
 SEED = 11
 
@@ -114,7 +114,7 @@ def independent_parents() -> list[dict]:
 
 
 def independent_features(year: int, family: dict, role: str) -> list[float]:
-    """The model's features as domain.md §3 names them, built here without lib.imputation:
+    """The model's features as domain.md §3 names them, built here without onderwijsscore.imputation:
     income percentile (0 when missing) and a missing flag, age, sex (1 = mother), the
     partner's level one-hot (8 levels + unknown), the child's origin one-hot (8 + unknown)."""
     partner = "mother" if role == "father" else "father"

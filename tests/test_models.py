@@ -9,8 +9,15 @@ from decimal import Decimal
 import pytest
 import yaml
 
-from lib.models import CHARACTERISTICS, ConfigFileError, coefficient_lookup, load_model, parse_model, start_lookup
-from lib.scores import load_scoring_rules, parse_scoring_rules
+from onderwijsscore.models import (
+    CHARACTERISTICS,
+    ConfigFileError,
+    coefficient_lookup,
+    load_model,
+    parse_model,
+    start_lookup,
+)
+from onderwijsscore.scores import load_scoring_rules, parse_scoring_rules
 
 # The brochure's figure 1, in the contract's category order.
 BROCHURE_FIGURE_1 = {

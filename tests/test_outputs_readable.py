@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from deltalake import DeltaTable
 
-from lib.delta_io import read_table
-from lib.snapshot import read_arrow
+from onderwijsscore.delta_io import read_table
+from onderwijsscore.snapshot import read_arrow
 
 
 def written_tables(settings):
@@ -40,7 +40,7 @@ def test_run_record_names_this_run(spark, local_run):
 STANDALONE_READS = 16
 READ_AND_EXIT = """
 import sys
-from lib.snapshot import PublishedTables
+from onderwijsscore.snapshot import PublishedTables
 published = PublishedTables(sys.argv[1])
 for table in published.snapshot.tables("export"):
     published.read(table)

@@ -4,12 +4,12 @@ import json
 from collections import Counter
 from decimal import Decimal
 
-from conftest import RUN_YEARS, UNSET_PRO_BUDGET_YEAR
 from pyspark.sql import functions as F
 
-from lib.delta_io import read_table
-from lib.quality import QualityRules
-from lib.scores import SCORE_SOURCES
+from helpers import RUN_YEARS, UNSET_PRO_BUDGET_YEAR
+from onderwijsscore.delta_io import read_table
+from onderwijsscore.quality import QualityRules
+from onderwijsscore.scores import SCORE_SOURCES
 
 POPULATIONS = {
     "lwoo": "funded and programme in ('vmbo_bk', 'vmbo_gt') and grade in (3, 4)",

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from lib import delta_io, lease, pipeline, publication
-from lib.errors import PipelineError
-from lib.run_record import RunRecord
+from onderwijsscore import delta_io, lease, pipeline, publication
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.run_record import RunRecord
 
 SETTINGS = lease.LeaseSettings(heartbeat_seconds=0.05, stale_after_seconds=60)
 TABLE = "export/t"

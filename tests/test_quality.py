@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from lib.contract import CONTRACT
-from lib.models import ConfigFileError, load_model
-from lib.quality import (
+from onderwijsscore.contract import CONTRACT
+from onderwijsscore.models import ConfigFileError, load_model
+from onderwijsscore.quality import (
     QualityGateError,
     QualityRules,
     check_cutoffs,
@@ -19,7 +19,7 @@ from lib.quality import (
     raise_if_failed,
     tie_warnings,
 )
-from lib.scores import load_scoring_rules, student_facts
+from onderwijsscore.scores import load_scoring_rules, student_facts
 
 # Ids carry a marker so a test can prove no message or report ever quotes one.
 ID = "SECRETID"

@@ -25,15 +25,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import RUN_YEARS, TEST_SPARK
 from pyspark.sql import functions as F
 
-from lib import lease, pipeline
-from lib.delta_io import read_table
-from lib.errors import PipelineError
-from lib.publication import MARKER, STAGING_DIR
-from lib.runtime import PROJECT_ROOT
-from lib.snapshot import PublishedTables, read_arrow, read_published
+from helpers import PROJECT_ROOT, RUN_YEARS, TEST_SPARK
+from onderwijsscore import lease, pipeline
+from onderwijsscore.delta_io import read_table
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.publication import MARKER, STAGING_DIR
+from onderwijsscore.snapshot import PublishedTables, read_arrow, read_published
 
 DATA_TABLES_GLOB = "*/*/_delta_log"
 RUNS = Path("export") / "runs"

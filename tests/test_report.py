@@ -3,8 +3,8 @@ every figure of the report plus one HTML page per notebook."""
 
 import subprocess
 
-from lib.report import ReportSettings
-from lib.runtime import PROJECT_ROOT
+from helpers import PROJECT_ROOT
+from onderwijsscore.report import ReportSettings
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

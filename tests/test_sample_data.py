@@ -6,15 +6,15 @@ sampling noise at this scale.
 """
 
 import pytest
-from conftest import SAMPLE_SCALE as SCALE
-from conftest import SAMPLE_SEED as SEED
-from conftest import SAMPLE_YEARS as YEARS
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lib.contract import CONTRACT, EDUCATION_LEVELS, read_inputs
-from lib.models import load_model, mapped_register_codes
-from lib.sample_data import SampleSpec, opaque_id, plan_geography, plan_swvs, sample_tables, uniform
+from helpers import SAMPLE_SCALE as SCALE
+from helpers import SAMPLE_SEED as SEED
+from helpers import SAMPLE_YEARS as YEARS
+from onderwijsscore.contract import CONTRACT, EDUCATION_LEVELS, read_inputs
+from onderwijsscore.models import load_model, mapped_register_codes
+from onderwijsscore.sample_data import SampleSpec, opaque_id, plan_geography, plan_swvs, sample_tables, uniform
 
 
 @pytest.fixture(scope="module")

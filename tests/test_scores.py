@@ -16,9 +16,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.contract import CANONICAL_TYPES, CONTRACT
-from lib.models import CHARACTERISTICS, coefficient_lookup, literal_frame, load_model, start_lookup
-from lib.scores import OUTPUT_COLUMNS, score_students, with_coefficients, with_score
+from helpers import contract_schema
+from onderwijsscore.models import CHARACTERISTICS, coefficient_lookup, literal_frame, load_model, start_lookup
+from onderwijsscore.scores import OUTPUT_COLUMNS, score_students, with_coefficients, with_score
 
 YEAR = 2022
 SEED = 7
@@ -47,10 +47,6 @@ class Student:
     mother: Parent | None = Parent()
     mother_duration: str | None = None  # None: no residence-duration row
     asylum_registration: date | None = None
-
-
-def contract_schema(table: str) -> T.StructType:
-    return T.StructType([T.StructField(c.name, CANONICAL_TYPES[c.kind], c.nullable) for c in CONTRACT[table].columns])
 
 
 def make_inputs(spark: SparkSession, students: list[Student], year: int = YEAR) -> dict[str, DataFrame]:

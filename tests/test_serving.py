@@ -13,16 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 from pyhive import hive
 from pyspark.sql import functions as F
 
-from lib import publication
-from lib.delta_io import append, read_table
-from lib.run_record import RunRecord
-from lib.runtime import PROJECT_ROOT
-from lib.serving import columns_markdown, with_columns_section
-from lib.snapshot import PublishedTables
+from helpers import PROJECT_ROOT, free_port
+from onderwijsscore import publication
+from onderwijsscore.delta_io import append, read_table
+from onderwijsscore.run_record import RunRecord
+from onderwijsscore.serving import columns_markdown, with_columns_section
+from onderwijsscore.snapshot import PublishedTables
 
 BEELINE = Path(sys.executable).parent.parent / "lib/python3.11/site-packages/pyspark/bin/beeline"
 SLICE = {"year": [2020], "scenario": ["lwoo_p20_school"]}

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from lib.errors import PipelineError
-from lib.snapshot import Snapshot
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.snapshot import Snapshot
 
 
 def run(run_id, status, hour, versions):

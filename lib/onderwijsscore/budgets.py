@@ -15,10 +15,10 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.contract import MONEY, ContractError, Violation
-from lib.cutoffs import ScenarioGrid
-from lib.errors import PipelineError
-from lib.runtime import Config
+from onderwijsscore.contract import MONEY, ContractError, Violation
+from onderwijsscore.cutoffs import ScenarioGrid
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.runtime import Config
 
 CENTS = T.DecimalType(20, 0)
 SE_POT_ROUNDING = {"half_even": F.bround, "half_up": F.round}

@@ -1,7 +1,7 @@
 """The report's figures (notebooks/, `make report`), drawn from the published Delta tables.
 
 Reads with delta-rs, as a BI tool would: no Spark, only `export/` tables, every one as
-of the last succeeded run (`lib.snapshot.PublishedTables`). Each figure
+of the last succeeded run (`onderwijsscore.snapshot.PublishedTables`). Each figure
 function takes pandas frames and returns a matplotlib Figure; the notebooks only choose
 what to show and save the figures next to the HTML.
 """
@@ -20,10 +20,10 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from lib.contract import SHRINK_TYPES  # noqa: E402
-from lib.models import CHARACTERISTICS  # noqa: E402
-from lib.runtime import Config  # noqa: E402
-from lib.snapshot import PublishedTables  # noqa: E402
+from onderwijsscore.contract import SHRINK_TYPES  # noqa: E402
+from onderwijsscore.models import CHARACTERISTICS  # noqa: E402
+from onderwijsscore.runtime import Config  # noqa: E402
+from onderwijsscore.snapshot import PublishedTables  # noqa: E402
 
 EUR_MILLION = 1_000_000
 

@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.errors import PipelineError
+from onderwijsscore.errors import PipelineError
 
 EDUCATION_LEVELS = (
     "basis",

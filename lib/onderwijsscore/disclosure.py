@@ -28,8 +28,8 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.errors import PipelineError
-from lib.runtime import Config, materialize
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.runtime import Config, materialize
 
 MIN_STUDENTS_FLOOR = 5  # no configuration may publish cells of fewer students
 

@@ -17,9 +17,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.contract import DURATION_CLASSES, EDUCATION_LEVELS, ORIGIN_GROUPS, PROGRAMMES
-from lib.errors import PipelineError
-from lib.runtime import Config
+from onderwijsscore.contract import DURATION_CLASSES, EDUCATION_LEVELS, ORIGIN_GROUPS, PROGRAMMES
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.runtime import Config
 
 WSNP_CATEGORIES = ("no", "yes")
 CHARACTERISTICS: dict[str, tuple[str, ...]] = {

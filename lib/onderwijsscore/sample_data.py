@@ -30,8 +30,8 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from lib.contract import CANONICAL_TYPES, CONTRACT, EDUCATION_LEVELS
-from lib.runtime import Config, materialize, stage
+from onderwijsscore.contract import CANONICAL_TYPES, CONTRACT, EDUCATION_LEVELS
+from onderwijsscore.runtime import Config, materialize, stage
 
 FIRST_POSTCODE, POSTCODE_COUNT = 1000, 9000  # 4-digit postcodes 1000-9999
 _MANTISSA_BITS = 53

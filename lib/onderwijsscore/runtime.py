@@ -23,9 +23,6 @@ import yaml
 from pyspark import SparkContext, StorageLevel, inheritable_thread_target
 from pyspark.sql import DataFrame, SparkSession
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONF_DIR = PROJECT_ROOT / "conf"
-
 T = TypeVar("T")
 R = TypeVar("R")
 log = logging.getLogger("onderwijsscore")
@@ -62,8 +59,14 @@ class Config:
         return Config(self.conf_dir, files)
 
 
-def load_config(conf_dir: str | os.PathLike | None = None) -> Config:
-    root = Path(conf_dir or DEFAULT_CONF_DIR)
+def conf_dir_beside(job_file: str | os.PathLike) -> Path:
+    """A job's default config directory: `conf/` in the project folder that holds the job's
+    `jobs/` folder (a checkout, or what an administrator copied to the cluster)."""
+    return Path(job_file).resolve().parent.parent / "conf"
+
+
+def load_config(conf_dir: str | os.PathLike) -> Config:
+    root = Path(conf_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"config directory {root} does not exist")
     files = {}
@@ -74,10 +77,11 @@ def load_config(conf_dir: str | os.PathLike | None = None) -> Config:
 
 
 def delta_jars(config: Config) -> list[str]:
-    """The Delta jars to put on the classpath when this process starts the JVM."""
+    """The Delta jars to put on the classpath when this process starts the JVM; a relative
+    `delta_jars_dir` is relative to the project folder that holds the config directory."""
     jars_dir = Path(os.environ.get("DELTA_JARS_DIR") or config["spark"]["delta_jars_dir"])
     if not jars_dir.is_absolute():
-        jars_dir = PROJECT_ROOT / jars_dir
+        jars_dir = config.conf_dir.resolve().parent / jars_dir
     jars = sorted(glob.glob(str(jars_dir / "*.jar")))
     if not jars:
         raise FileNotFoundError(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from lib.delta_io import read_table
+from onderwijsscore.delta_io import read_table
 
 RUN_SPECIFIC_TABLES = ("export/runs",)
 RUN_SPECIFIC_COLUMNS = ("run_id",)

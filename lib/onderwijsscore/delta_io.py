@@ -18,7 +18,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from lib.errors import PipelineError
+from onderwijsscore.errors import PipelineError
 
 _DELTA_LOG = "_delta_log"
 READER_SAFE_PROPERTIES = {

@@ -1,9 +1,9 @@
 """The whole run: read and check the input, compute every stage, then write.
 
-Nothing is published before every check has passed (see lib/publication.py for how a
+Nothing is published before every check has passed (see lib/onderwijsscore/publication.py for how a
 run's slices become visible together). Student-level work happens a few times over the
 whole population, not per scenario: the register facts, the scores, the SWVs, one
-percentile pass, and per-band sums (lib/aggregation.py) from which every scenario's
+percentile pass, and per-band sums (lib/onderwijsscore/aggregation.py) from which every scenario's
 unit scores, budgets and analyses follow as small frames. Each stage logs its start,
 end, duration and row counts (never ids). The run is recorded in `export/runs`.
 """
@@ -18,27 +18,27 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lib import contract, delta_io, lease, publication
-from lib.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
-from lib.analyses import AnalysisRules, analyse, pair_id, profile_counts
-from lib.assignment import AssignmentRules, assign_swv, stop_on_undetermined_swv
-from lib.budgets import BudgetRules, lwoo_budgets, pro_amounts, pro_board_amounts, pro_funding_years
-from lib.cutoffs import ScenarioGrid, scenario_cutoffs
-from lib.disclosure import (
+from onderwijsscore import contract, delta_io, lease, publication
+from onderwijsscore.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
+from onderwijsscore.analyses import AnalysisRules, analyse, pair_id, profile_counts
+from onderwijsscore.assignment import AssignmentRules, assign_swv, stop_on_undetermined_swv
+from onderwijsscore.budgets import BudgetRules, lwoo_budgets, pro_amounts, pro_board_amounts, pro_funding_years
+from onderwijsscore.cutoffs import ScenarioGrid, scenario_cutoffs
+from onderwijsscore.disclosure import (
     DisclosureRules,
     protect_allocations,
     suppress,
     with_profile_protection,
     with_withheld_per_student,
 )
-from lib.errors import PipelineError, describe
-from lib.imputation import education_counts
-from lib.models import ScoreModel, load_model, mapped_register_codes
-from lib.quality import QualityRules, check_inputs, check_outputs, raise_if_failed, tie_warnings
-from lib.run_record import RunRecord, input_fingerprint
-from lib.runtime import Config, concurrently, materialize, releasing, stage
-from lib.scores import fit_education, fit_metrics, load_scoring_rules, score_facts, student_facts
-from lib.snapshot import published_years
+from onderwijsscore.errors import PipelineError, describe
+from onderwijsscore.imputation import education_counts
+from onderwijsscore.models import ScoreModel, load_model, mapped_register_codes
+from onderwijsscore.quality import QualityRules, check_inputs, check_outputs, raise_if_failed, tie_warnings
+from onderwijsscore.run_record import RunRecord, input_fingerprint
+from onderwijsscore.runtime import Config, concurrently, materialize, releasing, stage
+from onderwijsscore.scores import fit_education, fit_metrics, load_scoring_rules, score_facts, student_facts
+from onderwijsscore.snapshot import published_years
 
 log = logging.getLogger("onderwijsscore")
 

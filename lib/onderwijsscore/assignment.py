@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lib.contract import ContractError, Violation
-from lib.runtime import Config
+from onderwijsscore.contract import ContractError, Violation
+from onderwijsscore.runtime import Config
 
 
 @dataclass(frozen=True)

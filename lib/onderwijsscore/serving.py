@@ -2,7 +2,7 @@
 export tables (`make serve`, `jobs/serve.py`, `docs/bi.md`).
 
 The serving process builds one Spark session, registers every export table as of the
-last succeeded run (`lib.snapshot`) as a view in the database named after the export
+last succeeded run (`onderwijsscore.snapshot`) as a view in the database named after the export
 zone, and starts `HiveThriftServer2` on that session, so every client session sees those
 views and nothing else:
 
@@ -31,9 +31,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.models import literal_frame
-from lib.runtime import Config
-from lib.snapshot import RUNS_TABLE, Snapshot, read_published
+from onderwijsscore.models import literal_frame
+from onderwijsscore.runtime import Config
+from onderwijsscore.snapshot import RUNS_TABLE, Snapshot, read_published
 
 log = logging.getLogger("onderwijsscore")
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lib.errors import PipelineError
+from onderwijsscore.errors import PipelineError
 
 log = logging.getLogger("onderwijsscore")
 

@@ -31,8 +31,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.contract import DURATION_CLASSES
-from lib.imputation import (
+from onderwijsscore.contract import DURATION_CLASSES
+from onderwijsscore.imputation import (
     DONOR_MATCH_KEYS,
     DONOR_SOURCES,
     EDUCATION_CHARACTERISTICS,
@@ -45,7 +45,7 @@ from lib.imputation import (
     fit_education_models,
     with_imputed_education,
 )
-from lib.models import (
+from onderwijsscore.models import (
     CHARACTERISTICS,
     WSNP_CATEGORIES,
     ConfigFileError,
@@ -53,7 +53,7 @@ from lib.models import (
     coefficient_lookup,
     start_lookup,
 )
-from lib.runtime import Config, materialize, stage
+from onderwijsscore.runtime import Config, materialize, stage
 
 SCORE_SOURCES = ("imputed_asylum", "imputed_donor_school", "imputed_donor_parent", "imputed_education", "computed")
 IMPUTED = "imputed"  # the category of a parent whose education level was imputed

@@ -2,7 +2,7 @@
 
 A run publishes its tables one after the other; its `succeeded` row in `export/runs`,
 written after the last table, is the commit point and records each table's new Delta
-version (`lib/publication.py`). Reading each table at the version the succeeded runs
+version (`lib/onderwijsscore/publication.py`). Reading each table at the version the succeeded runs
 recorded (the latest run that wrote it) therefore never mixes two runs: a run still
 publishing, or killed while publishing, is invisible until its succeeded row exists.
 
@@ -26,7 +26,7 @@ from pyarrow import fs
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lib.errors import PipelineError
+from onderwijsscore.errors import PipelineError
 
 RUNS_TABLE = "runs"
 

@@ -18,8 +18,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from lib import __version__
-from lib.runtime import PROJECT_ROOT
+from onderwijsscore import __version__
 
 RUNS_SCHEMA = T.StructType(
     [
@@ -42,11 +41,17 @@ RUNS_SCHEMA = T.StructType(
 )
 
 
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
 def code_version() -> str:
-    """Package version plus the git commit when the code runs from a checkout."""
+    """Package version plus the git commit when the code runs from a checkout (the package
+    in the source layout `lib/onderwijsscore/`, not an installed copy)."""
+    if _PACKAGE_DIR.parent.name != "lib":
+        return __version__
     try:
         commit = subprocess.run(
-            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short=12", "HEAD"],
+            ["git", "-C", str(_PACKAGE_DIR), "rev-parse", "--short=12", "HEAD"],
             capture_output=True,
             text=True,
             timeout=5,

@@ -27,9 +27,9 @@ from pyspark.sql import DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.errors import PipelineError
-from lib.models import literal_frame
-from lib.runtime import Config
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.models import literal_frame
+from onderwijsscore.runtime import Config
 
 ASYLUM_SOURCE = "imputed_asylum"  # score_source of students whose score is set per scenario
 OWN_TARGET_SHARE = "target_share"  # asylum_share value: the scenario's own target share

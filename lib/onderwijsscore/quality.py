@@ -1,6 +1,6 @@
 """Data-quality gates (great-expectations 1.x) on the checked input and on the outputs.
 
-The input contract (`lib.contract`) owns keys, nulls and codes of every table. The gates
+The input contract (`onderwijsscore.contract`) owns keys, nulls and codes of every table. The gates
 check what it cannot: rules across tables (referential integrity, years and budgets
 present), plausibility (population shares) and the outputs (one score per student,
 realised target shares, pots adding up, no negative amounts). Spark first reduces each
@@ -32,12 +32,12 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lib.contract import CONTRACT
-from lib.cutoffs import ASYLUM_SOURCE
-from lib.errors import PipelineError
-from lib.imputation import PARENT_ROLES
-from lib.models import ConfigFileError
-from lib.scores import SCORE_SOURCES, ScoringRules, in_wsnp_window, with_teldatum
+from onderwijsscore.contract import CONTRACT
+from onderwijsscore.cutoffs import ASYLUM_SOURCE
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.imputation import PARENT_ROLES
+from onderwijsscore.models import ConfigFileError
+from onderwijsscore.scores import SCORE_SOURCES, ScoringRules, in_wsnp_window, with_teldatum
 
 # Tables of dated rows, not years: the rows that count for a teldatum year (`_rows_per_year`).
 DATED_TABLES = ("wsnp", "asylum")

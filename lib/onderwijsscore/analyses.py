@@ -1,7 +1,7 @@
 """Policy analyses of domain.md §7 (report chapters 3-6), from the run's staged outputs.
 
 Every table is in long or per-unit form that BI tools pivot, and carries `n_students`
-(the students behind each cell) for the disclosure check of `lib.disclosure`, which
+(the students behind each cell) for the disclosure check of `onderwijsscore.disclosure`, which
 removes it again unless it is a published count.
 
 - profiles: the population and target group by characteristic and category (ch. 3);
@@ -23,11 +23,11 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.contract import MONEY
-from lib.cutoffs import ASYLUM_SOURCE, ScenarioGrid
-from lib.errors import PipelineError
-from lib.models import CHARACTERISTICS, literal_frame
-from lib.runtime import Config, materialize
+from onderwijsscore.contract import MONEY
+from onderwijsscore.cutoffs import ASYLUM_SOURCE, ScenarioGrid
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.models import CHARACTERISTICS, literal_frame
+from onderwijsscore.runtime import Config, materialize
 
 SHARE = T.DecimalType(7, 6)
 RATE = T.DecimalType(24, 12)  # EUR per net-score point: exact enough that drivers lose < 1 cent

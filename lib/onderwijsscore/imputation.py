@@ -6,7 +6,7 @@
   is deterministic. Every feature is categorical or a small integer, so Spark reduces
   the parents to a count table per (model, year, feature vector, level), whose size is
   bounded by the feature domains; all models are fitted from it on the driver in one
-  pass (`lib.logistic`, Spark ML's algorithm), and the expected coefficients are column
+  pass (`onderwijsscore.logistic`, Spark ML's algorithm), and the expected coefficients are column
   expressions of each student's row with the fitted parameters as a broadcast lookup.
 - Paths 2 and 3: the student takes the score of a donor (a student on path 4 or 5),
   found with joins over configured levels of match keys and chosen by the smallest hash
@@ -30,11 +30,11 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.contract import EDUCATION_LEVELS, ORIGIN_GROUPS
-from lib.errors import PipelineError
-from lib.logistic import MultinomialFit, fit_multinomial, probabilities
-from lib.models import ScoreModel, literal_frame
-from lib.runtime import materialize, stage
+from onderwijsscore.contract import EDUCATION_LEVELS, ORIGIN_GROUPS
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.logistic import MultinomialFit, fit_multinomial, probabilities
+from onderwijsscore.models import ScoreModel, literal_frame
+from onderwijsscore.runtime import materialize, stage
 
 PARENT_ROLES = ("father", "mother")
 EDUCATION_CHARACTERISTICS = tuple(f"{role}_education" for role in PARENT_ROLES)

@@ -1,7 +1,7 @@
 """Publishing a run's slices all together or not at all.
 
 Delta commits are atomic per table, not across tables, so a run publishes in steps. The
-run holds the output root's lease throughout (`lib.lease`): no other run publishes or
+run holds the output root's lease throughout (`onderwijsscore.lease`): no other run publishes or
 recovers meanwhile.
 
 1. *compute*: every output is computed and kept (`runtime.materialize`, or a small local
@@ -37,11 +37,11 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lib import delta_io
-from lib.delta_io import Commit
-from lib.errors import PipelineError
-from lib.run_record import RunRecord
-from lib.runtime import concurrently, stage
+from onderwijsscore import delta_io
+from onderwijsscore.delta_io import Commit
+from onderwijsscore.errors import PipelineError
+from onderwijsscore.run_record import RunRecord
+from onderwijsscore.runtime import concurrently, stage
 
 log = logging.getLogger("onderwijsscore")
 

@@ -4,7 +4,7 @@
     B = E · F · (C − G)                                    threshold
     net = max(0, A − B)
 
-with C, G and the asylum score from `lib.cutoffs.scenario_cutoffs`, E the unit's
+with C, G and the asylum score from `onderwijsscore.cutoffs.scenario_cutoffs`, E the unit's
 population students and F the scenario's threshold share.
 
 Target groups are nested (§4): a non-asylum student is in the group of share p when
@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lib.cutoffs import ASYLUM_SOURCE, ScenarioGrid
+from onderwijsscore.cutoffs import ASYLUM_SOURCE, ScenarioGrid
 
 UNIT_SCORE = T.DecimalType(18, 6)
 SCENARIO_PARAMETERS = ("mean_population", "mean_target", "threshold_share")
