@@ -11,7 +11,8 @@ from pathlib import Path
 
 from onderwijsscore import lease, pipeline
 from onderwijsscore.errors import PipelineError
-from onderwijsscore.runtime import build_session, conf_dir_beside, configure_logging, load_config
+from onderwijsscore.runtime import build_session, conf_dir_beside, configure_logging
+from onderwijsscore.settings import load_settings
 
 
 def parse_args(argv):
@@ -31,19 +32,18 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     configure_logging()
-    config = load_config(args.config)
     years = [int(y) for y in args.years.split(",")] if args.years else None
     try:
-        settings = pipeline.RunSettings.from_config(config, args.input, args.output, years)
-        pipeline.check_config(config)
-        lease.refuse_if_held(settings.output_root, settings.lease_settings)  # before Spark starts
+        settings = load_settings(args.config)
+        run_settings = pipeline.RunSettings.create(settings.pipeline, args.input, args.output, years)
+        lease.refuse_if_held(run_settings.output_root, run_settings.lease_settings)  # before Spark starts
     except PipelineError as error:
         logging.getLogger("onderwijsscore").error("run stopped: %s", error)
         return 2
     overrides = dict(setting.split("=", 1) for setting in args.spark_conf)
-    spark = build_session(config, "onderwijsscore-pipeline", overrides)
+    spark = build_session(settings.config, "onderwijsscore-pipeline", overrides)
     try:
-        return pipeline.run_job(spark, config, settings)
+        return pipeline.run_job(spark, settings, run_settings)
     finally:
         spark.stop()
 

@@ -16,10 +16,9 @@ from pyspark.sql import functions as F
 
 from helpers import CONF_DIR, RUN_YEARS, SAMPLE_SCALE, SAMPLE_SEED, SAMPLE_YEARS, TEST_SPARK, UNSET_PRO_BUDGET_YEAR
 from onderwijsscore import pipeline
-from onderwijsscore.models import load_model
 from onderwijsscore.runtime import build_session, load_config
 from onderwijsscore.sample_data import generate
-from onderwijsscore.scores import load_scoring_rules
+from onderwijsscore.settings import Settings
 
 
 def pytest_configure(config):
@@ -39,13 +38,18 @@ def spark(config):
 
 
 @pytest.fixture(scope="session")
-def scoring_rules(config):
-    return load_scoring_rules(config)
+def settings(config):
+    return Settings.from_config(config)
 
 
 @pytest.fixture(scope="session")
-def pro_model(config):
-    return load_model(config, "pro")
+def scoring_rules(settings):
+    return settings.scoring
+
+
+@pytest.fixture(scope="session")
+def pro_model(settings):
+    return settings.models["pro"]
 
 
 def once_per_suite(tmp_path_factory, name: str, make):
@@ -81,7 +85,7 @@ def sample_input(sample_generation):
 
 
 @pytest.fixture(scope="session")
-def local_run(spark, config, sample_input, tmp_path_factory):
+def local_run(spark, settings, sample_input, tmp_path_factory):
     """The whole pipeline run once in local mode on the sample input, without the pro
     budget of `UNSET_PRO_BUDGET_YEAR`: (settings, run record)."""
 
@@ -95,7 +99,7 @@ def local_run(spark, config, sample_input, tmp_path_factory):
         budgets = spark.read.parquet(str(sample_input / "budgets"))
         unset = F.when(F.col("year") != UNSET_PRO_BUDGET_YEAR, F.col(pro_budget))
         budgets.withColumn(pro_budget, unset).write.parquet(str(root / "budgets"))
-        settings = pipeline.RunSettings.from_config(config, root, folder / "output", RUN_YEARS)
-        return settings, pipeline.run(spark, config, settings)
+        run_settings = pipeline.RunSettings.create(settings.pipeline, root, folder / "output", RUN_YEARS)
+        return run_settings, pipeline.run(spark, settings, run_settings)
 
     return once_per_suite(tmp_path_factory, "local", make)

@@ -3,7 +3,8 @@ from decimal import Decimal
 from pyspark.sql import functions as F
 
 from onderwijsscore.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
-from onderwijsscore.cutoffs import ASYLUM_SOURCE, ScenarioGrid, scenario_cutoffs
+from onderwijsscore.cutoffs import ASYLUM_SOURCE, scenario_cutoffs
+from onderwijsscore.settings import Settings
 
 STUDENTS = (
     "year int, model string, student_id string, school_id string, score decimal(12,6), score_source string, "
@@ -39,14 +40,14 @@ def scenario(shares, principles, thresholds=(0,)):
 
 
 def computed_unit_scores(spark, config):
-    grid = ScenarioGrid.from_config(
+    grid = Settings.from_config(
         config.with_overrides(
             "scenarios",
             scenario_id="{model}_p{target_share}_{principle}_f{threshold}",
             models={"lwoo": scenario([50], ["school", "residence"], (0, 10)), "pro": scenario([50], ["vestiging"])},
             small_unit_max_students=3,
         )
-    )
+    ).scenarios
     students = population(spark)
     cutoffs = scenario_cutoffs(students, grid)
     band_sums = unit_band_sums(with_band(students, cutoffs, grid), grid)
@@ -106,7 +107,7 @@ def test_band_sums_equal_expanding_every_student_per_scenario(spark, config):
     """Nested target groups: unit scores from per-band sums equal the direct definition —
     each scenario's target group, C − D per student, summed per unit — for several shares
     (one cutoff on a tie) and both principles."""
-    grid = ScenarioGrid.from_config(
+    grid = Settings.from_config(
         config.with_overrides(
             "scenarios",
             models={
@@ -114,7 +115,7 @@ def test_band_sums_equal_expanding_every_student_per_scenario(spark, config):
                 "pro": scenario([30], ["vestiging"]),
             },
         )
-    )
+    ).scenarios
     rows = [(2020, "lwoo", f"t{i}", "V1", Decimal("0.5"), "computed", "A", "B") for i in range(3)]  # a tie block
     students = population(spark).unionByName(spark.createDataFrame(rows, STUDENTS))
     cutoffs = scenario_cutoffs(students, grid)

@@ -6,7 +6,6 @@ import pytest
 from pyspark.sql import functions as F
 
 from onderwijsscore.analyses import (
-    AnalysisRules,
     Bins,
     change_drivers,
     change_explained,
@@ -15,21 +14,20 @@ from onderwijsscore.analyses import (
     profiles,
     score_group_gross,
 )
-from onderwijsscore.cutoffs import ScenarioGrid
-from onderwijsscore.disclosure import DisclosureRules, suppress
+from onderwijsscore.disclosure import suppress
 
 D = Decimal
 SCENARIO = "lwoo_p20_school"
 
 
 @pytest.fixture(scope="module")
-def rules(config):
-    return AnalysisRules.from_config(config, ScenarioGrid.from_config(config))
+def rules(settings):
+    return settings.analyses
 
 
 @pytest.fixture(scope="module")
-def disclosure_rules(config):
-    return DisclosureRules.from_config(config)
+def disclosure_rules(settings):
+    return settings.disclosure
 
 
 def test_bins_are_lower_inclusive_upper_exclusive_at_every_edge(spark, rules):
@@ -44,7 +42,7 @@ def test_bins_are_lower_inclusive_upper_exclusive_at_every_edge(spark, rules):
     )
     assert [row.o for row in rel.select(relative.order(F.col("r")).alias("o")).collect()] == [1, 1, 4, 3]
     with pytest.raises(Exception, match="strictly ascending"):
-        Bins.from_config([1, 1], "x")
+        Bins.from_yaml([1, 1], "conf/analyses.yaml", "x")
 
 
 def changes_frame(spark, rows):
@@ -94,7 +92,7 @@ def test_small_cell_is_suppressed_and_cannot_be_recovered_from_totals(spark, rul
     assert got[("total", "total")].n_units == 4
 
 
-def test_profiles_count_categories_per_group_with_imputed_and_unknown(spark, config, rules):
+def test_profiles_count_categories_per_group_with_imputed_and_unknown(spark, settings, rules):
     rows = [
         # band (smallest target share holding the student), score_source, father, mother, origin
         (20, "computed", "basis", "basis", "turkey"),
@@ -108,7 +106,7 @@ def test_profiles_count_categories_per_group_with_imputed_and_unknown(spark, con
         "year int, model string, band int, score_source string, father_education string, "
         "mother_education string, origin_group string, mother_duration string, wsnp string",
     )
-    grid = ScenarioGrid.from_config(config)
+    grid = settings.scenarios
     cutoffs = spark.createDataFrame([(2020, SCENARIO, 20)], "year int, scenario string, target_share int")
     table = profiles(profile_counts(banded, rules), cutoffs, grid, rules)
     got = {(r.group, r.characteristic, r.category): (r.n_students, r.share) for r in table.collect()}

@@ -1,6 +1,6 @@
 import pytest
 
-from onderwijsscore.assignment import AssignmentRules, assign_swv, stop_on_undetermined_swv
+from onderwijsscore.assignment import assign_swv, stop_on_undetermined_swv
 from onderwijsscore.contract import ContractError
 
 SCHOOLS = "year int, school_id string, board_id string, postcode string, rsvo boolean, swv_override string"
@@ -10,8 +10,8 @@ REGION = [("1000", "SWV1"), ("2000", "SWV2"), ("3000", "SWV3")]
 
 
 @pytest.fixture(scope="module")
-def rules(config):
-    return AssignmentRules.from_config(config)
+def rules(settings):
+    return settings.assignment
 
 
 def schools(spark, *rows):

@@ -6,7 +6,6 @@ import pytest
 from pyspark.sql import functions as F
 
 from onderwijsscore.budgets import (
-    BudgetRules,
     lwoo_budgets,
     pro_amounts,
     pro_board_amounts,
@@ -14,7 +13,6 @@ from onderwijsscore.budgets import (
     split_largest_remainder,
 )
 from onderwijsscore.contract import ContractError
-from onderwijsscore.cutoffs import ScenarioGrid
 
 UNITS = "year int, scenario string, unit_id string, n_students long, net_score decimal(18,6)"
 BUDGETS = "year int, lwoo_budget decimal(18,2), pro_onderwijskansen_budget decimal(18,2)"
@@ -26,13 +24,13 @@ STUDENTS = "year int, model string, swv_school string, swv_residence string"
 
 
 @pytest.fixture(scope="module")
-def grid(config):
-    return ScenarioGrid.from_config(config)
+def grid(settings):
+    return settings.scenarios
 
 
 @pytest.fixture(scope="module")
-def rules(config):
-    return BudgetRules.from_config(config)
+def rules(settings):
+    return settings.budgets
 
 
 def amounts(frame, key="unit"):

@@ -1,13 +1,19 @@
 """Out-of-range configuration stops a run at its start, before the output root is touched."""
 
 import copy
+import importlib.util
+import re
+from pathlib import Path
 
 import pytest
+import yaml
 
-from onderwijsscore import pipeline
-from onderwijsscore.errors import PipelineError
+from helpers import PROJECT_ROOT
+from onderwijsscore.errors import ConfigFileError
 from onderwijsscore.pipeline import stale_year_pairs
 from onderwijsscore.run_record import input_fingerprint
+from onderwijsscore.runtime import Config
+from onderwijsscore.settings import Settings
 
 
 def changed(config, name, path, value):
@@ -32,21 +38,49 @@ def changed(config, name, path, value):
         ("budgets", "pro.teldatum_lag_years", -1, "teldatum_lag_years: not negative"),
     ],
 )
-def test_out_of_range_rules_stop_the_run_at_its_start(spark, config, tmp_path, name, path, value, message, caplog):
+def test_out_of_range_rules_stop_the_run_at_its_start(config, tmp_path, name, path, value, message, caplog):
     broken = changed(config, name, path, value)
-    with pytest.raises(PipelineError, match=message):
-        pipeline.check_config(broken)
-    settings = pipeline.RunSettings.from_config(broken, tmp_path / "in", tmp_path / "out", [2020])
+    with pytest.raises(ConfigFileError, match=message):
+        Settings.from_config(broken)
+    conf_dir = written(broken, tmp_path / "conf")
     with caplog.at_level("ERROR", logger="onderwijsscore"):
-        assert pipeline.run_job(spark, broken, settings) == 2
-    assert not (tmp_path / "out").exists()  # stopped before the lease: nothing touched
+        exit_code = run_pipeline_job().main(
+            ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--config", str(conf_dir)]
+        )
+    assert exit_code == 2
+    assert re.search(f"run stopped: .*{name}.yaml: .*{message}", caplog.text)
+    assert not (tmp_path / "out").exists()  # stopped before the lease and the session: nothing touched
+
+
+def test_a_missing_key_is_a_config_error_naming_file_and_key(config):
+    disclosure = {key: value for key, value in config.files["disclosure"].items() if key != "min_students"}
+    broken = Config(config.conf_dir, {**config.files, "disclosure": disclosure})
+    with pytest.raises(ConfigFileError, match=r"disclosure.yaml: min_students: missing"):
+        Settings.from_config(broken)
 
 
 @pytest.mark.parametrize(("restricted", "export"), [("zone", "zone"), ("zone", "zone/export"), ("a/b", "a")])
 def test_zones_must_be_separate_folders(config, restricted, export):
     broken = config.with_overrides("pipeline", zones={"restricted": restricted, "export": export})
-    with pytest.raises(PipelineError, match="zones: restricted and export must be separate"):
-        pipeline.RunSettings.from_config(broken, "in", "out", [2020])
+    with pytest.raises(ConfigFileError, match="pipeline.yaml: zones: restricted and export must be separate"):
+        Settings.from_config(broken)
+
+
+def written(config: Config, folder: Path) -> Path:
+    """`config`'s files as YAML under `folder` (a config directory)."""
+    for name, content in config.files.items():
+        path = folder / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(content))
+    return folder
+
+
+def run_pipeline_job():
+    """jobs/run_pipeline.py as a module (the jobs are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("run_pipeline", PROJECT_ROOT / "jobs" / "run_pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_input_fingerprint_hashes_content(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from pyspark.sql import types as T
 
 from onderwijsscore.contract import CONTRACT, ContractError, read_inputs
-from onderwijsscore.models import load_model, mapped_register_codes
+from onderwijsscore.models import mapped_register_codes
 
 # Ids carry a marker so a test can prove no message ever quotes one.
 ID = "SECRETID"
@@ -141,10 +141,10 @@ def test_null_id_unknown_code_and_range(spark, valid_input, tmp_path):
     }
 
 
-def test_codes_the_education_mapping_knows_are_accepted_others_named(spark, config, valid_input, tmp_path):
+def test_codes_the_education_mapping_knows_are_accepted_others_named(spark, settings, valid_input, tmp_path):
     # input-contract.md: a code the conf/ mapping recodes (praktijkonderwijs) is valid input;
     # a code neither the categories nor the mapping know stops the run.
-    models = [load_model(config, name) for name in ("lwoo", "pro")]
+    models = [settings.models[name] for name in ("lwoo", "pro")]
     mapped = mapped_register_codes(models)
     assert mapped == {"education": {"education_level": ("praktijkonderwijs",)}}
     education = VALID_ROWS["education"] + [(2020, f"{ID}m1", "praktijkonderwijs")]
@@ -161,8 +161,8 @@ def test_codes_the_education_mapping_knows_are_accepted_others_named(spark, conf
     assert "'hbo_wo_master', 'praktijkonderwijs'] (1 rows)" in str(caught.value) and ID not in str(caught.value)
 
 
-def test_a_code_only_some_models_map_is_not_accepted(config):
-    lwoo, pro = (load_model(config, name) for name in ("lwoo", "pro"))
+def test_a_code_only_some_models_map_is_not_accepted(settings):
+    lwoo, pro = (settings.models[name] for name in ("lwoo", "pro"))
     only_lwoo = replace(lwoo, education_mapping={**lwoo.education_mapping, "lts": "vmbo_bk_mbo1"})
     assert mapped_register_codes([only_lwoo, pro])["education"] == {"education_level": ("praktijkonderwijs",)}
 

@@ -5,8 +5,9 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import functions as F
 
-from onderwijsscore.cutoffs import ASYLUM_SOURCE, ScenarioGrid, approximate_cutoffs, exact_cutoffs, scenario_cutoffs
+from onderwijsscore.cutoffs import ASYLUM_SOURCE, approximate_cutoffs, exact_cutoffs, scenario_cutoffs
 from onderwijsscore.errors import PipelineError
+from onderwijsscore.settings import Settings
 
 STUDENTS = "year int, model string, student_id string, score decimal(12,6), score_source string"
 
@@ -20,7 +21,7 @@ def students(spark, scores, asylum=0, year=2020, model="lwoo"):
 
 def grid(config, **models):
     """A grid from the project's scenarios.yaml with other models: a config change only."""
-    return ScenarioGrid.from_config(config.with_overrides("scenarios", models=models))
+    return Settings.from_config(config.with_overrides("scenarios", models=models)).scenarios
 
 
 def lwoo(*shares, asylum_share="target_share"):
@@ -31,8 +32,8 @@ def rows_by_scenario(frame):
     return {row.scenario: row for row in frame.collect()}
 
 
-def test_the_configured_grid_has_twelve_lwoo_scenarios_and_the_pro_scenario(config):
-    scenarios = {s.scenario_id: s for s in ScenarioGrid.from_config(config).scenarios}
+def test_the_configured_grid_has_twelve_lwoo_scenarios_and_the_pro_scenario(settings):
+    scenarios = {s.scenario_id: s for s in settings.scenarios.scenarios}
     assert len(scenarios) == 13
     assert {"lwoo_p5_school", "lwoo_p15_school", "lwoo_p20_residence", "lwoo_p30_residence"} <= scenarios.keys()
     assert scenarios["lwoo_p20_residence"].asylum_share == 20
@@ -129,11 +130,11 @@ def random_population(spark, rows=4000, distinct_scores=3001):
 def test_exact_cutoffs_equal_a_brute_force_sort_and_the_candidates_stay_within_bound(spark, config):
     accuracy = 100  # coarse on purpose, so the candidates are off and the exact pass has work to do
     shares = [5, 10, 15, 20, 25, 30]
-    coarse = ScenarioGrid.from_config(
+    coarse = Settings.from_config(
         config.with_overrides(
             "scenarios", models={"lwoo": lwoo(*shares)}, percentiles={"accuracy": accuracy, "bracket_errors": 2}
         )
-    )
+    ).scenarios
     population = random_population(spark)
     cutoffs = scenario_cutoffs(population, coarse).collect()
 
@@ -157,11 +158,11 @@ def test_exact_cutoffs_equal_a_brute_force_sort_and_the_candidates_stay_within_b
 def test_candidates_do_not_depend_on_partitioning_or_row_order(spark, config):
     """A sketch's candidates depend on the order its values arrive in; the cutoffs, the
     candidates included, are the same however the students are partitioned and ordered."""
-    coarse = ScenarioGrid.from_config(
+    coarse = Settings.from_config(
         config.with_overrides(
             "scenarios", models={"lwoo": lwoo(5, 20, 30)}, percentiles={"accuracy": 100, "bracket_errors": 2}
         )
-    )
+    ).scenarios
     population = random_population(spark, rows=60_000, distinct_scores=10**6)  # the sketches compress
     one_partition = population.repartition(1)
     shuffled = population.repartition(16, F.xxhash64("student_id", F.lit("shuffle")))
@@ -176,9 +177,9 @@ def plan(frame):
     return frame._jdf.queryExecution().executedPlan().toString()
 
 
-def test_one_percentile_aggregation_locates_every_share_and_the_exact_pass_broadcasts(spark, config):
+def test_one_percentile_aggregation_locates_every_share_and_the_exact_pass_broadcasts(spark, settings):
     population = random_population(spark, rows=100)
-    configured = ScenarioGrid.from_config(config)
+    configured = settings.scenarios
     located = approximate_cutoffs(population, configured)
     located_plan = plan(located)
     assert len(re.findall(r"(?<!partial_)percentile_approx\(", located_plan)) == 1

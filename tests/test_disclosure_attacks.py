@@ -13,9 +13,7 @@ from itertools import combinations
 import pandas as pd
 import pytest
 
-from onderwijsscore.cutoffs import ScenarioGrid
 from onderwijsscore.disclosure import (
-    DisclosureRules,
     protect_allocations,
     suppress,
     with_profile_protection,
@@ -27,13 +25,13 @@ SMALL = range(1, 10)
 
 
 @pytest.fixture(scope="module")
-def disclosure_rules(config):
-    return DisclosureRules.from_config(config)
+def disclosure_rules(settings):
+    return settings.disclosure
 
 
 @pytest.fixture(scope="module")
-def scenarios(spark, config):
-    return ScenarioGrid.from_config(config).frame(spark)
+def scenarios(spark, settings):
+    return settings.scenarios.frame(spark)
 
 
 def pandas(frame):

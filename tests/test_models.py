@@ -9,15 +9,14 @@ from decimal import Decimal
 import pytest
 import yaml
 
+from onderwijsscore.errors import ConfigFileError
 from onderwijsscore.models import (
     CHARACTERISTICS,
-    ConfigFileError,
     coefficient_lookup,
-    load_model,
     parse_model,
     start_lookup,
 )
-from onderwijsscore.scores import load_scoring_rules, parse_scoring_rules
+from onderwijsscore.scores import parse_scoring_rules
 
 # The brochure's figure 1, in the contract's category order.
 BROCHURE_FIGURE_1 = {
@@ -30,13 +29,13 @@ BROCHURE_FIGURE_1 = {
 
 
 @pytest.fixture(scope="module")
-def pro(config):
-    return load_model(config, "pro")
+def pro(settings):
+    return settings.models["pro"]
 
 
 @pytest.fixture(scope="module")
-def lwoo(config):
-    return load_model(config, "lwoo")
+def lwoo(settings):
+    return settings.models["lwoo"]
 
 
 def test_pro_model_is_the_official_brochure_table(pro):
@@ -63,8 +62,8 @@ def test_lwoo_model_is_illustrative_and_shaped_by_the_report(config, lwoo):
     assert lwoo.coefficients["wsnp"]["yes"] < lwoo.coefficients["wsnp"]["no"]
 
 
-def test_lookup_frames(spark, pro, config):
-    score_type = load_scoring_rules(config).score_type
+def test_lookup_frames(spark, pro, settings):
+    score_type = settings.scoring.score_type
     lookup = coefficient_lookup(spark, pro, score_type)
     assert lookup.dtypes == [("characteristic", "string"), ("category", "string"), ("coefficient", "decimal(12,6)")]
     rows = {(r["characteristic"], r["category"]): r["coefficient"] for r in lookup.collect()}
@@ -105,8 +104,8 @@ def test_unquoted_yes_no_gets_a_hint(raw_pro):
         parse_model(raw_pro, "conf/models/pro.yaml")
 
 
-def test_scoring_rules(config):
-    rules = load_scoring_rules(config)
+def test_scoring_rules(settings):
+    rules = settings.scoring
     assert (rules.teldatum_month, rules.teldatum_day, rules.wsnp_window_months) == (10, 1, 12)
     assert str(rules.asylum_min_registration_date) == "2014-01-01"
     assert rules.missing_mother_duration == "10_plus"

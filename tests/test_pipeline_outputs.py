@@ -8,7 +8,6 @@ from pyspark.sql import functions as F
 
 from helpers import RUN_YEARS, UNSET_PRO_BUDGET_YEAR
 from onderwijsscore.delta_io import read_table
-from onderwijsscore.quality import QualityRules
 from onderwijsscore.scores import SCORE_SOURCES
 
 POPULATIONS = {
@@ -152,9 +151,9 @@ def test_profiles_and_disclosure_are_recorded(spark, local_run):
     assert runs.status == "succeeded" and '"profiles"' in runs.disclosure
 
 
-def test_skipped_slices_and_tie_overshoots_are_warnings_in_the_run_record(spark, config, local_run):
-    settings, record = local_run
-    runs = output(spark, settings, "export/runs").where(F.col("run_id") == record.run_id).first()
+def test_skipped_slices_and_tie_overshoots_are_warnings_in_the_run_record(spark, settings, local_run):
+    run_settings, record = local_run
+    runs = output(spark, run_settings, "export/runs").where(F.col("run_id") == record.run_id).first()
     warnings = json.loads(runs.warnings)
     skipped = [(w["table"], w["year"], w["reason"]) for w in warnings if w["rule"] == "no pro budget"]
     reason = f"pro_onderwijskansen_budget is null for funding year {UNSET_PRO_BUDGET_YEAR} (teldatum {RUN_YEARS[0]})"
@@ -162,8 +161,8 @@ def test_skipped_slices_and_tie_overshoots_are_warnings_in_the_run_record(spark,
         ("pro_amounts", UNSET_PRO_BUDGET_YEAR, reason),
         ("pro_board_amounts", UNSET_PRO_BUDGET_YEAR, reason),
     ]
-    cutoffs = output(spark, settings, "export/cutoffs").collect()
-    lowest_band = min(QualityRules.from_config(config).tie_warning_bands.values())
+    cutoffs = output(spark, run_settings, "export/cutoffs").collect()
+    lowest_band = min(settings.quality.tie_warning_bands.values())
     overshoots = {(r.year, r.scenario) for r in cutoffs if r.realised_share - r.target_share >= lowest_band}
     ties = {(w["year"], w["scenario"]) for w in warnings if w["rule"] == "ties at the cutoff"}
     assert ties == overshoots

@@ -80,14 +80,14 @@ def test_an_owner_on_another_host_is_dead_when_its_heartbeat_is_stale(tmp_path):
     assert lease.acquire(tmp_path, "next", SETTINGS) == stale
 
 
-def test_a_run_on_a_locked_output_root_exits_2_and_writes_nothing(spark, config, tmp_path, caplog):
-    settings = pipeline.RunSettings.from_config(config, tmp_path / "in", tmp_path / "out", [2020])
+def test_a_run_on_a_locked_output_root_exits_2_and_writes_nothing(spark, settings, tmp_path, caplog):
+    run_settings = pipeline.RunSettings.create(settings.pipeline, tmp_path / "in", tmp_path / "out", [2020])
     (tmp_path / "in").mkdir()
-    write_lease(settings.output_root, owner("busy", os.getpid()))
+    write_lease(run_settings.output_root, owner("busy", os.getpid()))
     with caplog.at_level("ERROR", logger="onderwijsscore"):
-        assert pipeline.run_job(spark, config, settings) == 2
+        assert pipeline.run_job(spark, settings, run_settings) == 2
     assert "output root" in caplog.text and "locked by run busy" in caplog.text
-    assert sorted(p.name for p in settings.output_root.iterdir()) == [lease.LEASE_FILE]
+    assert sorted(p.name for p in run_settings.output_root.iterdir()) == [lease.LEASE_FILE]
 
 
 # --- Publication and recovery -----------------------------------------------------------------
@@ -173,15 +173,15 @@ def test_a_foreign_commit_stops_recovery_and_nothing_changes(spark, published):
 
 
 def test_a_truncated_marker_stops_the_run_with_a_clear_error_and_a_failed_row(
-    spark, config, published, tmp_path, caplog
+    spark, settings, published, tmp_path, caplog
 ):
     killed_while_publishing(spark, published, "r1")
     marker = publication.staging_root(published, "r1") / publication.MARKER
     marker.write_text(marker.read_text()[:25])
     (tmp_path / "in").mkdir()
-    settings = pipeline.RunSettings.from_config(config, tmp_path / "in", published, [2020])
+    run_settings = pipeline.RunSettings.create(settings.pipeline, tmp_path / "in", published, [2020])
     with caplog.at_level("ERROR", logger="onderwijsscore"):
-        assert pipeline.run_job(spark, config, settings) == 2
+        assert pipeline.run_job(spark, settings, run_settings) == 2
     assert "publishing marker" in caplog.text and "is unreadable (JSONDecodeError)" in caplog.text
     assert [status for _, status in runs(spark, published)] == ["failed"]
     assert delta_io.existing_version(spark, published / TABLE) == 1  # nothing restored by guesswork

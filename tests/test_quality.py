@@ -9,17 +9,17 @@ from decimal import Decimal
 import pytest
 
 from onderwijsscore.contract import CONTRACT
-from onderwijsscore.models import ConfigFileError, load_model
+from onderwijsscore.errors import ConfigFileError
 from onderwijsscore.quality import (
     QualityGateError,
-    QualityRules,
     check_cutoffs,
     check_inputs,
     check_outputs,
     raise_if_failed,
     tie_warnings,
 )
-from onderwijsscore.scores import load_scoring_rules, student_facts
+from onderwijsscore.scores import student_facts
+from onderwijsscore.settings import Settings
 
 # Ids carry a marker so a test can prove no message or report ever quotes one.
 ID = "SECRETID"
@@ -28,8 +28,8 @@ SPARK_TYPES = {"int": "int", "str": "string", "bool": "boolean", "date": "date",
 
 
 @pytest.fixture(scope="module")
-def rules(config):
-    return QualityRules.from_config(config)
+def rules(settings):
+    return settings.quality
 
 
 def with_quality(config, section, values):
@@ -93,11 +93,11 @@ def frames_of(spark, rows):
     return {table: contract_frame(spark, table, rows.get(table, [])) for table in CONTRACT}
 
 
-def gated(spark, config, rules, rows, years):
+def gated(spark, settings, rules, rows, years):
     """The input gates on `rows` (contract tables; missing ones empty) for `years`."""
     frames = frames_of(spark, rows)
-    facts = student_facts(frames, [load_model(config, "lwoo")], load_scoring_rules(config), years)
-    return check_inputs(frames, facts, rules, load_scoring_rules(config), years)
+    facts = student_facts(frames, [settings.models["lwoo"]], settings.scoring, years)
+    return check_inputs(frames, facts, rules, settings.scoring, years)
 
 
 def assert_no_ids(report, error):
@@ -109,8 +109,8 @@ def failures_by_rule(report):
     return {(f.table, f.columns, f.expectation): f.unexpected_count for f in report.failures}
 
 
-def test_valid_input_passes_quietly(spark, config, rules, capfd):
-    report = gated(spark, config, rules, valid_input_rows(), [2020])
+def test_valid_input_passes_quietly(spark, settings, rules, capfd):
+    report = gated(spark, settings, rules, valid_input_rows(), [2020])
     assert report.success, [str(failure) for failure in report.failures]
     raise_if_failed(report)
     recorded = json.loads(report.to_json())
@@ -130,9 +130,9 @@ def test_valid_input_passes_quietly(spark, config, rules, capfd):
     assert "Calculating Metrics" not in capfd.readouterr().err  # GE's progress bars are off
 
 
-def test_each_input_failure_is_named_with_table_column_rule_and_count(spark, config, rules):
+def test_each_input_failure_is_named_with_table_column_rule_and_count(spark, settings, rules):
     # Keys and codes are the contract's (test_contract.py): broken here, they change no gate.
-    report = gated(spark, config, rules, broken_input_rows(), [2019, 2020])
+    report = gated(spark, settings, rules, broken_input_rows(), [2019, 2020])
     assert failures_by_rule(report) == {
         ("enrolment", ("school_id",), "expect_column_sum_to_be_between"): 1,
         ("schools", ("rsvo", "swv_override", "postcode"), "expect_column_sum_to_be_between"): 1,
@@ -177,20 +177,20 @@ def test_each_input_failure_is_named_with_table_column_rule_and_count(spark, con
         (dt.date(2019, 10, 1), dt.date(2019, 9, 30), 2),  # 12 months before the teldatum; a period ending before it
     ],
 )
-def test_registers_of_dates_count_for_a_year_within_their_windows(spark, config, rules, registered, end, empty_years):
+def test_registers_of_dates_count_for_a_year_within_their_windows(spark, settings, rules, registered, end, empty_years):
     rows = valid_input_rows()
     rows["asylum"] = [(STUDENTS[0], registered)]
     rows["wsnp"] = [(rows["parents"][1][2], dt.date(2015, 1, 1), end)]
-    report = gated(spark, config, rules, rows, [2020])
+    report = gated(spark, settings, rules, rows, [2020])
     empty = {failure.table for failure in report.failures if failure.rule.startswith("no ")}
     assert len(empty) == empty_years and empty <= {"asylum", "wsnp"}
 
 
-def test_configuration_can_allow_an_empty_year(spark, config):
-    allowing = QualityRules.from_config(with_quality(config, "input", {"tables_with_every_year": ["enrolment"]}))
+def test_configuration_can_allow_an_empty_year(spark, config, settings):
+    allowing = Settings.from_config(with_quality(config, "input", {"tables_with_every_year": ["enrolment"]})).quality
     rows = valid_input_rows()
     rows["wsnp"], rows["asylum"], rows["addresses"] = [], [], []
-    assert gated(spark, config, allowing, rows, [2020]).success
+    assert gated(spark, settings, allowing, rows, [2020]).success
 
 
 def output_frames(spark, broken):
@@ -317,4 +317,4 @@ def test_configuration_is_validated(config, section, override, key):
         override = {"share_bands": {**config["quality"]["input"]["share_bands"], **override["share_bands"]}}
     broken = with_quality(config, section, override)
     with pytest.raises(ConfigFileError, match=key):
-        QualityRules.from_config(broken)
+        Settings.from_config(broken)

@@ -136,15 +136,15 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_stops_the_run_loudly_and_changes_no_output(
-    spark, config, sample_input, published, tmp_path, caplog, capfd, person_ids, case
+    spark, settings, sample_input, published, tmp_path, caplog, capfd, person_ids, case
 ):
     changes, expected = BAD_INPUTS[case]
     bad_input = corrupted_input(spark, sample_input, tmp_path / "input", changes)
     before = delta_versions(published)
-    settings = pipeline.RunSettings.from_config(config, bad_input, published, RUN_YEARS)
+    run_settings = pipeline.RunSettings.create(settings.pipeline, bad_input, published, RUN_YEARS)
 
     with caplog.at_level("INFO", logger="onderwijsscore"):
-        assert pipeline.run_job(spark, config, settings) == 2
+        assert pipeline.run_job(spark, settings, run_settings) == 2
 
     stopped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("run stopped")]
     assert len(stopped) == 1
@@ -175,11 +175,11 @@ def cli_command(input_root: Path, output_root: Path, years: list[int]) -> list[s
     ]
 
 
-def test_a_rerun_that_would_leave_year_pairs_stale_is_refused_before_reading(spark, config, sample_input, published):
+def test_a_rerun_that_would_leave_year_pairs_stale_is_refused_before_reading(spark, settings, sample_input, published):
     before = delta_versions(published)
-    settings = pipeline.RunSettings.from_config(config, sample_input, published, RUN_YEARS[-1:])
+    run_settings = pipeline.RunSettings.create(settings.pipeline, sample_input, published, RUN_YEARS[-1:])
     with pytest.raises(PipelineError) as refused:
-        pipeline.run(spark, config, settings)
+        pipeline.run(spark, settings, run_settings)
     assert str(refused.value) == (
         f"a run of years {RUN_YEARS[-1:]} would leave published year-pair slices stale: "
         f"change_explained {RUN_YEARS[-1]} (pair {RUN_YEARS[0]}-{RUN_YEARS[-1]}), stability {RUN_YEARS[-1]} "

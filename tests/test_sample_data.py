@@ -13,7 +13,7 @@ from helpers import SAMPLE_SCALE as SCALE
 from helpers import SAMPLE_SEED as SEED
 from helpers import SAMPLE_YEARS as YEARS
 from onderwijsscore.contract import CONTRACT, EDUCATION_LEVELS, read_inputs
-from onderwijsscore.models import load_model, mapped_register_codes
+from onderwijsscore.models import mapped_register_codes
 from onderwijsscore.sample_data import SampleSpec, opaque_id, plan_geography, plan_swvs, sample_tables, uniform
 
 
@@ -24,8 +24,8 @@ def generated(sample_generation):
 
 
 @pytest.fixture(scope="module")
-def models(config):
-    return [load_model(config, name) for name in ("lwoo", "pro")]
+def models(settings):
+    return [settings.models[name] for name in ("lwoo", "pro")]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from helpers import contract_schema
-from onderwijsscore.models import CHARACTERISTICS, coefficient_lookup, literal_frame, load_model, start_lookup
+from onderwijsscore.models import CHARACTERISTICS, coefficient_lookup, literal_frame, start_lookup
 from onderwijsscore.scores import OUTPUT_COLUMNS, score_students, with_coefficients, with_score
 
 YEAR = 2022
@@ -359,8 +359,8 @@ def test_output_schema(pro_run):
     assert tuple(frame.columns) == OUTPUT_COLUMNS
 
 
-def test_models_scored_together_keep_their_own_population_and_coefficients(spark, config, scoring_rules, pro_model):
-    lwoo = load_model(config, "lwoo")
+def test_models_scored_together_keep_their_own_population_and_coefficients(spark, settings, scoring_rules, pro_model):
+    lwoo = settings.models["lwoo"]
     students = [
         Student("bk", programme="vmbo_bk", grade=3),
         Student("gt", programme="vmbo_gt", grade=4),
@@ -378,10 +378,10 @@ def test_models_scored_together_keep_their_own_population_and_coefficients(spark
     assert scores["pro"]["score"] == pro_model.start["pro"]
 
 
-def test_coefficient_lookups_are_broadcast_joins(spark, config, scoring_rules, pro_model):
+def test_coefficient_lookups_are_broadcast_joins(spark, settings, scoring_rules, pro_model):
     """Every category lookup (five characteristics and the start value) is a broadcast hash
     join of the small coefficient tables, for two models at once, and no Python runs."""
-    models = [load_model(config, "lwoo"), pro_model]
+    models = [settings.models["lwoo"], pro_model]
     score_type = scoring_rules.score_type
     characteristics = {"father_education": "mbo4", "mother_education": "imputed", "origin_group": "turkey"}
     characteristics |= {"mother_duration": "0_5", "wsnp": "no"}

@@ -25,9 +25,9 @@ from pyspark.sql import types as T
 
 from onderwijsscore.contract import MONEY
 from onderwijsscore.cutoffs import ASYLUM_SOURCE, ScenarioGrid
-from onderwijsscore.errors import PipelineError
+from onderwijsscore.errors import ConfigFileError
 from onderwijsscore.models import CHARACTERISTICS, literal_frame
-from onderwijsscore.runtime import Config, materialize
+from onderwijsscore.runtime import materialize
 
 SHARE = T.DecimalType(7, 6)
 RATE = T.DecimalType(24, 12)  # EUR per net-score point: exact enough that drivers lose < 1 cent
@@ -43,10 +43,10 @@ class Bins:
     edges: tuple[Decimal, ...]
 
     @classmethod
-    def from_config(cls, edges: list, where: str) -> Bins:
+    def from_yaml(cls, edges: list, file: str, key: str) -> Bins:
         values = tuple(Decimal(str(edge)) for edge in edges)
         if list(values) != sorted(set(values)):
-            raise PipelineError(f"conf/analyses.yaml {where}: edges must be strictly ascending")
+            raise ConfigFileError(file, key, "edges must be strictly ascending")
         return cls(values)
 
     def order(self, value: Column) -> Column:
@@ -72,22 +72,22 @@ class AnalysisRules:
     source_groups: dict[str, tuple[str, ...]]  # driver group -> score_sources
 
     @classmethod
-    def from_config(cls, config: Config, grid: ScenarioGrid) -> AnalysisRules:
-        raw = config["analyses"]
+    def from_yaml(cls, raw: dict, file: str, grid: ScenarioGrid) -> AnalysisRules:
+        """conf/analyses.yaml, checked against the scenario grid; problems raise `ConfigFileError`."""
         profiles = raw["profiles"]
         unsupported = set(profiles["characteristics"]) - {*CHARACTERISTICS, *DERIVED_CHARACTERISTICS}
         if unsupported:
-            raise PipelineError(f"conf/analyses.yaml profiles.characteristics: unknown {sorted(unsupported)}")
+            raise ConfigFileError(file, "profiles.characteristics", f"unknown {sorted(unsupported)}")
         known = {s.scenario_id for s in grid.scenarios}
         pairs = tuple((a, b) for a, b in raw["scenario_pairs"])
         if not {s for pair in pairs for s in pair} <= known:
-            raise PipelineError("conf/analyses.yaml scenario_pairs: a scenario is not in conf/scenarios.yaml")
+            raise ConfigFileError(file, "scenario_pairs", "a scenario is not in conf/scenarios.yaml")
         return cls(
             characteristics=tuple(profiles["characteristics"]),
             unknown_category=profiles["unknown_category"],
             dutch_parent_origin_groups=tuple(profiles["dutch_parent_origin_groups"]),
-            stability=_bin_pair(raw["stability"], "stability"),
-            redistribution=_bin_pair(raw["redistribution"], "redistribution"),
+            stability=_bin_pair(raw["stability"], file, "stability"),
+            redistribution=_bin_pair(raw["redistribution"], file, "redistribution"),
             scenario_pairs=pairs,
             rest_shrink_type=raw["regional"]["rest_shrink_type"],
             no_area_swvs=tuple(raw["regional"]["no_area_swvs"]),
@@ -95,10 +95,10 @@ class AnalysisRules:
         )
 
 
-def _bin_pair(raw: dict, where: str) -> tuple[Bins, Bins]:
+def _bin_pair(raw: dict, file: str, key: str) -> tuple[Bins, Bins]:
     return (
-        Bins.from_config(raw["absolute_edges"], f"{where}.absolute_edges"),
-        Bins.from_config(raw["relative_edges"], f"{where}.relative_edges"),
+        Bins.from_yaml(raw["absolute_edges"], file, f"{key}.absolute_edges"),
+        Bins.from_yaml(raw["relative_edges"], file, f"{key}.relative_edges"),
     )
 
 

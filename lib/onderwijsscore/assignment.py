@@ -18,7 +18,6 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from onderwijsscore.contract import ContractError, Violation
-from onderwijsscore.runtime import Config
 
 
 @dataclass(frozen=True)
@@ -26,8 +25,9 @@ class AssignmentRules:
     rsvo_swv_id: str
 
     @classmethod
-    def from_config(cls, config: Config) -> AssignmentRules:
-        return cls(config["budgets"]["swv_assignment"]["rsvo_swv_id"])
+    def from_yaml(cls, raw: dict) -> AssignmentRules:
+        """conf/budgets.yaml `swv_assignment`."""
+        return cls(raw["rsvo_swv_id"])
 
 
 def vestiging_swv(schools: DataFrame, swv_postcodes: DataFrame, rules: AssignmentRules) -> DataFrame:

@@ -17,8 +17,7 @@ from pyspark.sql import types as T
 
 from onderwijsscore.contract import MONEY, ContractError, Violation
 from onderwijsscore.cutoffs import ScenarioGrid
-from onderwijsscore.errors import PipelineError
-from onderwijsscore.runtime import Config
+from onderwijsscore.errors import ConfigFileError
 
 CENTS = T.DecimalType(20, 0)
 SE_POT_ROUNDING = {"half_even": F.bround, "half_up": F.round}
@@ -38,24 +37,26 @@ class BudgetRules:
     missing_pro_budget: str  # one of MISSING_PRO_BUDGET: what a funding year without a pro budget does
 
     @classmethod
-    def from_config(cls, config: Config) -> BudgetRules:
-        raw = config["budgets"]
+    def from_yaml(cls, raw: dict, file: str) -> BudgetRules:
+        """conf/budgets.yaml; a value out of range raises `ConfigFileError`."""
         rounding = raw["rounding"]
         if (
             rounding["se_pot"] not in SE_POT_ROUNDING
             or rounding["split"] != SPLIT_RULE
             or rounding["largest_remainder_ties"] != TIE_RULE
         ):
-            raise PipelineError(
-                f"conf/budgets.yaml rounding: supported are se_pot {'|'.join(SE_POT_ROUNDING)}, "
-                f"split {SPLIT_RULE}, largest_remainder_ties {TIE_RULE}"
+            raise ConfigFileError(
+                file,
+                "rounding",
+                f"supported are se_pot {'|'.join(SE_POT_ROUNDING)}, split {SPLIT_RULE}, "
+                f"largest_remainder_ties {TIE_RULE}",
             )
         if not 0 <= Decimal(str(raw["lwoo"]["se_share"])) <= 1:
-            raise PipelineError("conf/budgets.yaml lwoo.se_share: a share in [0, 1]")
+            raise ConfigFileError(file, "lwoo.se_share", "a share in [0, 1]")
         if int(raw["pro"]["teldatum_lag_years"]) < 0:
-            raise PipelineError("conf/budgets.yaml pro.teldatum_lag_years: not negative")
+            raise ConfigFileError(file, "pro.teldatum_lag_years", "not negative")
         if raw["pro"]["missing_budget"] not in MISSING_PRO_BUDGET:
-            raise PipelineError(f"conf/budgets.yaml pro.missing_budget: must be one of {list(MISSING_PRO_BUDGET)}")
+            raise ConfigFileError(file, "pro.missing_budget", f"must be one of {list(MISSING_PRO_BUDGET)}")
         return cls(
             lwoo_model=raw["lwoo"]["model"],
             se_share=Decimal(str(raw["lwoo"]["se_share"])),

@@ -27,9 +27,8 @@ from pyspark.sql import DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from onderwijsscore.errors import PipelineError
+from onderwijsscore.errors import ConfigFileError, PipelineError
 from onderwijsscore.models import literal_frame
-from onderwijsscore.runtime import Config
 
 ASYLUM_SOURCE = "imputed_asylum"  # score_source of students whose score is set per scenario
 OWN_TARGET_SHARE = "target_share"  # asylum_share value: the scenario's own target share
@@ -65,8 +64,8 @@ class ScenarioGrid:
     small_unit_max_students: int
 
     @classmethod
-    def from_config(cls, config: Config) -> ScenarioGrid:
-        raw = config["scenarios"]
+    def from_yaml(cls, raw: dict, file: str) -> ScenarioGrid:
+        """conf/scenarios.yaml; a value out of range raises `ConfigFileError`."""
         principles = {name: Principle(name, **spec) for name, spec in raw["principles"].items()}
         scenarios = []
         for model, spec in raw["models"].items():
@@ -80,15 +79,15 @@ class ScenarioGrid:
                     Scenario(
                         scenario_id,
                         model,
-                        _whole_percentage(share, f"models.{model}.target_shares"),
-                        _whole_percentage(asylum_share, f"models.{model}.asylum_share"),
+                        _whole_percentage(share, file, f"models.{model}.target_shares"),
+                        _whole_percentage(asylum_share, file, f"models.{model}.asylum_share"),
                         principles[principle],
-                        _threshold(threshold, f"models.{model}.thresholds"),
+                        _threshold(threshold, file, f"models.{model}.thresholds"),
                     )
                 )
         ids = [s.scenario_id for s in scenarios]
         if len(set(ids)) != len(ids):
-            raise PipelineError("conf/scenarios.yaml: scenario ids not unique; extend the scenario_id pattern")
+            raise ConfigFileError(file, "scenario_id", "scenario ids not unique; extend the pattern")
         percentiles = raw["percentiles"]
         return cls(
             tuple(scenarios),
@@ -136,15 +135,15 @@ class ScenarioGrid:
         return literal_frame(spark, rows, schema)
 
 
-def _whole_percentage(value: object, where: str) -> int:
+def _whole_percentage(value: object, file: str, key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 100:
-        raise PipelineError(f"conf/scenarios.yaml {where}: shares are whole percentages in 1..99")
+        raise ConfigFileError(file, key, "shares are whole percentages in 1..99")
     return value
 
 
-def _threshold(value: object, where: str) -> Decimal:
+def _threshold(value: object, file: str, key: str) -> Decimal:
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 100:
-        raise PipelineError(f"conf/scenarios.yaml {where}: thresholds F are percentages in [0, 100]")
+        raise ConfigFileError(file, key, "thresholds F are percentages in [0, 100]")
     return Decimal(str(value)) / 100
 
 

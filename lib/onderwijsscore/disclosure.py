@@ -28,8 +28,8 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from onderwijsscore.errors import PipelineError
-from onderwijsscore.runtime import Config, materialize
+from onderwijsscore.errors import ConfigFileError
+from onderwijsscore.runtime import materialize
 
 MIN_STUDENTS_FLOOR = 5  # no configuration may publish cells of fewer students
 
@@ -50,12 +50,11 @@ class DisclosureRules:
     allocation_tables: tuple[str, ...]
 
     @classmethod
-    def from_config(cls, config: Config) -> DisclosureRules:
-        raw = config["disclosure"]
+    def from_yaml(cls, raw: dict, file: str) -> DisclosureRules:
+        """conf/disclosure.yaml; a value out of range raises `ConfigFileError`."""
         if int(raw["min_students"]) < MIN_STUDENTS_FLOOR:
-            raise PipelineError(
-                f"conf/disclosure.yaml min_students: at least {MIN_STUDENTS_FLOOR} (a cell of fewer students "
-                "singles them out)"
+            raise ConfigFileError(
+                file, "min_students", f"at least {MIN_STUDENTS_FLOOR} (a cell of fewer students singles them out)"
             )
         return cls(
             min_students=int(raw["min_students"]),

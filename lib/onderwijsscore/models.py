@@ -18,8 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from onderwijsscore.contract import DURATION_CLASSES, EDUCATION_LEVELS, ORIGIN_GROUPS, PROGRAMMES
-from onderwijsscore.errors import PipelineError
-from onderwijsscore.runtime import Config
+from onderwijsscore.errors import ConfigFileError
 
 WSNP_CATEGORIES = ("no", "yes")
 CHARACTERISTICS: dict[str, tuple[str, ...]] = {
@@ -30,13 +29,6 @@ CHARACTERISTICS: dict[str, tuple[str, ...]] = {
     "wsnp": WSNP_CATEGORIES,
 }
 STATUSES = ("official", "illustrative")
-
-
-class ConfigFileError(PipelineError):
-    """A configuration file that breaks its format; the message names file and key."""
-
-    def __init__(self, file: str, key: str, problem: str):
-        super().__init__(f"{file}: {key}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -58,11 +50,6 @@ def mapped_register_codes(models: list[ScoreModel]) -> dict[str, dict[str, tuple
     leave the others without a coefficient)."""
     codes = set.intersection(*[set(model.education_mapping) for model in models]) if models else set()
     return {"education": {"education_level": tuple(sorted(codes))}}
-
-
-def load_model(config: Config, name: str) -> ScoreModel:
-    key = f"models/{name}"
-    return parse_model(config[key], f"{config.conf_dir / key}.yaml", expected_name=name)
 
 
 def parse_model(raw: Any, file: str, expected_name: str | None = None) -> ScoreModel:

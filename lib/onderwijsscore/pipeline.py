@@ -21,8 +21,8 @@ from pyspark.sql import functions as F
 from onderwijsscore import contract, delta_io, lease, publication
 from onderwijsscore.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
 from onderwijsscore.analyses import AnalysisRules, analyse, pair_id, profile_counts
-from onderwijsscore.assignment import AssignmentRules, assign_swv, stop_on_undetermined_swv
-from onderwijsscore.budgets import BudgetRules, lwoo_budgets, pro_amounts, pro_board_amounts, pro_funding_years
+from onderwijsscore.assignment import assign_swv, stop_on_undetermined_swv
+from onderwijsscore.budgets import lwoo_budgets, pro_amounts, pro_board_amounts, pro_funding_years
 from onderwijsscore.cutoffs import ScenarioGrid, scenario_cutoffs
 from onderwijsscore.disclosure import (
     DisclosureRules,
@@ -33,11 +33,12 @@ from onderwijsscore.disclosure import (
 )
 from onderwijsscore.errors import PipelineError, describe
 from onderwijsscore.imputation import education_counts
-from onderwijsscore.models import ScoreModel, load_model, mapped_register_codes
-from onderwijsscore.quality import QualityRules, check_inputs, check_outputs, raise_if_failed, tie_warnings
+from onderwijsscore.models import mapped_register_codes
+from onderwijsscore.quality import check_inputs, check_outputs, raise_if_failed, tie_warnings
 from onderwijsscore.run_record import RunRecord, input_fingerprint
-from onderwijsscore.runtime import Config, concurrently, materialize, releasing, stage
-from onderwijsscore.scores import fit_education, fit_metrics, load_scoring_rules, score_facts, student_facts
+from onderwijsscore.runtime import concurrently, materialize, releasing, stage
+from onderwijsscore.scores import fit_education, fit_metrics, score_facts, student_facts
+from onderwijsscore.settings import PipelineSettings, Settings
 from onderwijsscore.snapshot import published_years
 
 log = logging.getLogger("onderwijsscore")
@@ -48,6 +49,9 @@ YEAR_PAIR_TABLES = ("stability", "change_explained")
 
 @dataclass(frozen=True)
 class RunSettings:
+    """What one run computes: its input, output root and teldatum years, with the
+    pipeline settings of conf/pipeline.yaml."""
+
     input_root: Path
     output_root: Path
     years: list[int]
@@ -59,55 +63,35 @@ class RunSettings:
     lease_settings: lease.LeaseSettings  # one run at a time per output root
 
     @classmethod
-    def from_config(
-        cls, config: Config, input_root: str | Path, output_root: str | Path, years: list[int] | None = None
+    def create(
+        cls, pipeline: PipelineSettings, input_root: str | Path, output_root: str | Path, years: list[int] | None = None
     ) -> RunSettings:
-        pipeline = config["pipeline"]
-        zones = [Path(pipeline["zones"][zone]) for zone in ("restricted", "export")]
-        if zones[0] == zones[1] or zones[0] in zones[1].parents or zones[1] in zones[0].parents:
-            raise PipelineError("conf/pipeline.yaml zones: restricted and export must be separate, not nested, folders")
+        """`years` (default: conf/pipeline.yaml's) of `input_root` into `output_root`."""
         return cls(
             input_root=Path(input_root),
             output_root=Path(output_root),
-            years=sorted(years or pipeline["years"]),
-            seed=int(pipeline["seed"]),
-            input_format=pipeline["input_format"],
-            restricted_zone=pipeline["zones"]["restricted"],
-            export_zone=pipeline["zones"]["export"],
-            concurrency=int(pipeline["concurrent_jobs"]),
-            lease_settings=lease.LeaseSettings(
-                heartbeat_seconds=float(pipeline["lease"]["heartbeat_seconds"]),
-                stale_after_seconds=float(pipeline["lease"]["stale_after_seconds"]),
-            ),
+            years=sorted(years or pipeline.years),
+            seed=pipeline.seed,
+            input_format=pipeline.input_format,
+            restricted_zone=pipeline.restricted_zone,
+            export_zone=pipeline.export_zone,
+            concurrency=pipeline.concurrency,
+            lease_settings=pipeline.lease,
         )
 
     def table_path(self, zone: str, table: str) -> Path:
         return self.output_root / zone / table
 
 
-def run_job(spark: SparkSession, config: Config, settings: RunSettings) -> int:
+def run_job(spark: SparkSession, settings: Settings, run_settings: RunSettings) -> int:
     """The exit code of jobs/run_pipeline.py: 0 when the run succeeded, 2 when it stopped
     on a `PipelineError` (bad input, failed gate), which is logged without ids."""
     try:
-        check_config(config)
-        run(spark, config, settings)
+        run(spark, settings, run_settings)
     except PipelineError as error:
         log.error("run stopped: %s", error)
         return 2
     return 0
-
-
-def check_config(config: Config) -> None:
-    """Parse every rule file, so a bad value stops the run at its start (before the output
-    root is touched), not after the input has been read."""
-    grid = ScenarioGrid.from_config(config)
-    BudgetRules.from_config(config)
-    load_scoring_rules(config)
-    QualityRules.from_config(config)
-    AnalysisRules.from_config(config, grid)
-    DisclosureRules.from_config(config)
-    AssignmentRules.from_config(config)
-    scored_models(config, grid)
 
 
 def stale_year_pairs(published: dict[str, set[int]], years: list[int]) -> tuple[list[str], list[int]]:
@@ -132,35 +116,35 @@ def stale_year_pairs(published: dict[str, set[int]], years: list[int]) -> tuple[
     return stale, sorted(covered)
 
 
-def refuse_stale_year_pairs(spark: SparkSession, settings: RunSettings) -> None:
+def refuse_stale_year_pairs(spark: SparkSession, run_settings: RunSettings) -> None:
     """Stop (before the input is read) a run whose years would leave published year-pair
     slices computed from another run's neighbour year."""
-    published = published_years(spark, settings.output_root, settings.export_zone, YEAR_PAIR_TABLES)
-    stale, covered = stale_year_pairs(published, settings.years)
+    published = published_years(spark, run_settings.output_root, run_settings.export_zone, YEAR_PAIR_TABLES)
+    stale, covered = stale_year_pairs(published, run_settings.years)
     if stale:
         raise PipelineError(
-            f"a run of years {settings.years} would leave published year-pair slices stale: "
+            f"a run of years {run_settings.years} would leave published year-pair slices stale: "
             f"{', '.join(stale)} pair a year this run recomputes with one it does not. "
             f"Run years {','.join(map(str, covered))} instead (every year the published pairs connect)."
         )
 
 
-def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord:
+def run(spark: SparkSession, settings: Settings, run_settings: RunSettings) -> RunRecord:
     """The whole run under the output root's lease: recover what an interrupted run left,
     compute and check everything, publish, and record the run in `export/runs`."""
     record = RunRecord(
-        config_hash=config.hash,
-        input_fingerprint=input_fingerprint(settings.input_root),
-        years=settings.years,
+        config_hash=settings.config_hash,
+        input_fingerprint=input_fingerprint(run_settings.input_root),
+        years=run_settings.years,
     )
     log.info(
         "run %s: years %s, input %s, output %s",
         record.run_id,
-        settings.years,
-        settings.input_root,
-        settings.output_root,
+        run_settings.years,
+        run_settings.input_root,
+        run_settings.output_root,
     )
-    runs_path = settings.table_path(settings.export_zone, "runs")
+    runs_path = run_settings.table_path(run_settings.export_zone, "runs")
 
     def succeeded(commits: dict[str, delta_io.Commit]) -> None:
         """The commit point: every slice is written; the marker is still there."""
@@ -168,27 +152,27 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
         record.row_counts.update({name: commit.rows for name, commit in commits.items()})
         delta_io.append(record.to_frame(spark, "succeeded"), runs_path, record.run_id)
 
-    with lease.held(settings.output_root, record.run_id, settings.lease_settings):
+    with lease.held(run_settings.output_root, record.run_id, run_settings.lease_settings):
         publishing = False
         try:
-            publication.recover(spark, settings.output_root, runs_path, record.run_id)
-            refuse_stale_year_pairs(spark, settings)
+            publication.recover(spark, run_settings.output_root, runs_path, record.run_id)
+            refuse_stale_year_pairs(spark, run_settings)
             with releasing(spark):
                 with stage("read and check input", record.row_counts):
-                    mapped = mapped_register_codes(scored_models(config, ScenarioGrid.from_config(config)))
+                    mapped = mapped_register_codes(settings.scored_models)
                     inputs = contract.read_inputs(
-                        spark, settings.input_root, settings.input_format, mapped_codes=mapped
+                        spark, run_settings.input_root, run_settings.input_format, mapped_codes=mapped
                     )
                     record.row_counts.update({f"input.{name}": rows for name, rows in inputs.row_counts.items()})
                 outputs = [
                     replace(output, frame=output.frame.withColumn("run_id", F.lit(record.run_id)))
-                    for output in compute(spark, config, settings, inputs, record)
+                    for output in compute(spark, settings, run_settings, inputs, record)
                 ]
                 publishing = True
-                publication.publish(outputs, settings.output_root, record, succeeded, settings.concurrency)
+                publication.publish(outputs, run_settings.output_root, record, succeeded, run_settings.concurrency)
         except Exception as error:
             if publishing:  # undo this run's own partial publication
-                publication.recover(spark, settings.output_root, runs_path, record.run_id)
+                publication.recover(spark, run_settings.output_root, runs_path, record.run_id)
             delta_io.append(record.to_frame(spark, "failed", describe(error)), runs_path, record.run_id)
             raise
     log.info("run %s: succeeded", record.run_id)
@@ -196,16 +180,13 @@ def run(spark: SparkSession, config: Config, settings: RunSettings) -> RunRecord
 
 
 def compute(
-    spark: SparkSession, config: Config, settings: RunSettings, inputs: contract.Inputs, record: RunRecord
+    spark: SparkSession, settings: Settings, run_settings: RunSettings, inputs: contract.Inputs, record: RunRecord
 ) -> list[publication.Output]:
     """Every output slice of the run, computed and kept, after every gate has passed."""
-    grid = ScenarioGrid.from_config(config)
-    budget_rules = BudgetRules.from_config(config)
-    scoring_rules = load_scoring_rules(config)
-    quality_rules = QualityRules.from_config(config)
-    analysis_rules = AnalysisRules.from_config(config, grid)
-    frames, years = inputs.frames, settings.years
-    models = scored_models(config, grid)
+    grid, budget_rules, scoring_rules = settings.scenarios, settings.budgets, settings.scoring
+    quality_rules, analysis_rules = settings.quality, settings.analyses
+    frames, years = inputs.frames, run_settings.years
+    models = settings.scored_models
     funding = pro_funding_years(frames["budgets"], years, budget_rules)
     record.warnings += [
         {"rule": "no pro budget", "table": table, "year": year, "reason": reason}
@@ -216,7 +197,7 @@ def compute(
     with stage("register facts"):
         facts = materialize(student_facts(frames, models, scoring_rules, years))
     with stage("education count table") as counts:
-        education = education_counts(facts, scoring_rules.education_model, settings.seed).toArrow()
+        education = education_counts(facts, scoring_rules.education_model, run_settings.seed).toArrow()
         counts["rows"] = education.num_rows
     # The fits are driver work: they run while Spark checks the input.
     with ThreadPoolExecutor(max_workers=1) as driver:
@@ -233,7 +214,7 @@ def compute(
             record.row_counts.update({f"population.{key}": n for key, n in counts.items()})
         fits = fitting.result()
     record.model_fit.update(fit_metrics(fits))
-    scored = score_facts(facts, fits, models, scoring_rules, settings.seed)
+    scored = score_facts(facts, fits, models, scoring_rules, run_settings.seed)
     with stage("assign SWVs"):
         students = materialize(
             scored.transform(
@@ -241,7 +222,7 @@ def compute(
                 frames["schools"],
                 frames["addresses"],
                 frames["swv_postcodes"],
-                AssignmentRules.from_config(config),
+                settings.assignment,
             )
         )
         stop_on_undetermined_swv(students, frames["schools"])
@@ -267,13 +248,13 @@ def compute(
         "pro_board_amounts": pro_board_amounts(pro),
     }
     published = analyse_outputs(
-        config,
         inputs,
         {**computed, "profile_counts": profiles, "unit_sums": unit_sums},
         grid,
         analysis_rules,
+        settings.disclosure,
         record,
-        settings.concurrency,
+        run_settings.concurrency,
     )
     with stage("output gates"):
         report = input_report + check_outputs(computed, frames["budgets"])
@@ -300,7 +281,7 @@ def compute(
     student_level = {"student_scores"}  # the restricted zone; every export table is an aggregate
     return [
         publication.Output(
-            settings.restricted_zone if table in student_level else settings.export_zone,
+            run_settings.restricted_zone if table in student_level else run_settings.export_zone,
             table,
             frame,
             slices[table],
@@ -311,24 +292,18 @@ def compute(
     ]
 
 
-def scored_models(config: Config, grid: ScenarioGrid) -> list[ScoreModel]:
-    """The score models the scenario grid uses, by name."""
-    return [load_model(config, name) for name in sorted({scenario.model for scenario in grid.scenarios})]
-
-
 def analyse_outputs(
-    config: Config,
     inputs: contract.Inputs,
     computed: dict[str, DataFrame],
     grid: ScenarioGrid,
     rules: AnalysisRules,
+    disclosure_rules: DisclosureRules,
     record: RunRecord,
     concurrency: int,
 ) -> dict[str, DataFrame]:
     """The analysis tables of domain.md §7 and the allocation tables, as published after
     the disclosure control of §8 (each table's outcome recorded): the analysis tables
     through the cell check, then one protection across tables (`protect_allocations`)."""
-    disclosure_rules = DisclosureRules.from_config(config)
     scenarios = grid.frame(computed["cutoffs"].sparkSession)
     record.disclosure.update(
         {t: {"suppressed": False, "reason": "allocation: money whole"} for t in disclosure_rules.allocation_tables}

@@ -34,9 +34,8 @@ from pyspark.sql import functions as F
 
 from onderwijsscore.contract import CONTRACT
 from onderwijsscore.cutoffs import ASYLUM_SOURCE
-from onderwijsscore.errors import PipelineError
+from onderwijsscore.errors import ConfigFileError, PipelineError
 from onderwijsscore.imputation import PARENT_ROLES
-from onderwijsscore.models import ConfigFileError
 from onderwijsscore.scores import SCORE_SOURCES, ScoringRules, in_wsnp_window, with_teldatum
 
 # Tables of dated rows, not years: the rows that count for a teldatum year (`_rows_per_year`).
@@ -151,9 +150,8 @@ class QualityRules:
     tie_warning_bands: dict[str, float]  # band -> realised_share above target_share, in points; ascending
 
     @classmethod
-    def from_config(cls, config: Any) -> QualityRules:
-        file = f"{config.conf_dir / 'quality'}.yaml"
-        raw = config["quality"]
+    def from_yaml(cls, raw: dict, file: str, model_names: set[str]) -> QualityRules:
+        """conf/quality.yaml, checked against the model files (`model_names`)."""
         inputs = raw["input"]
         yearly_tables = [name for name, table in CONTRACT.items() if "year" in {c.name for c in table.columns}]
         yearly_tables += list(DATED_TABLES)
@@ -164,7 +162,7 @@ class QualityRules:
         if isinstance(recent, bool) or not isinstance(recent, int) or recent < 1:
             raise ConfigFileError(file, "input.asylum_recent_months", "must be a whole number of months >= 1")
         models = tuple(inputs["share_population_models"])
-        if not models or not all(f"models/{model}" in config.files for model in models):
+        if not models or not set(models) <= model_names:
             raise ConfigFileError(file, "input.share_population_models", "must name model files of conf/models/")
         share_bands = _share_bands(inputs["share_bands"], file)
         bands = raw["output"]["tie_warning_bands"]

@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from onderwijsscore.contract import DURATION_CLASSES
+from onderwijsscore.errors import ConfigFileError
 from onderwijsscore.imputation import (
     DONOR_MATCH_KEYS,
     DONOR_SOURCES,
@@ -48,12 +49,11 @@ from onderwijsscore.imputation import (
 from onderwijsscore.models import (
     CHARACTERISTICS,
     WSNP_CATEGORIES,
-    ConfigFileError,
     ScoreModel,
     coefficient_lookup,
     start_lookup,
 )
-from onderwijsscore.runtime import Config, materialize, stage
+from onderwijsscore.runtime import materialize, stage
 
 SCORE_SOURCES = ("imputed_asylum", "imputed_donor_school", "imputed_donor_parent", "imputed_education", "computed")
 IMPUTED = "imputed"  # the category of a parent whose education level was imputed
@@ -103,10 +103,6 @@ class ScoringRules:
         """An imputed parent's expected coefficient, unrounded for the score's one rounding."""
         decimals = self.expected_coefficient_decimals
         return T.DecimalType(_SCORE_INTEGER_DIGITS + decimals, decimals)
-
-
-def load_scoring_rules(config: Config) -> ScoringRules:
-    return parse_scoring_rules(config["scoring"], f"{config.conf_dir / 'scoring'}.yaml")
 
 
 def parse_scoring_rules(raw: Any, file: str) -> ScoringRules:
