@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from onderwijsscore.comparison import compare_outputs
-from onderwijsscore.runtime import build_session, conf_dir_beside, configure_logging, load_config
+from onderwijsscore.config import conf_dir_beside, load_config
+from onderwijsscore.runtime import build_session, configure_logging
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from onderwijsscore.runtime import conf_dir_beside, load_config
+from onderwijsscore.config import conf_dir_beside, load_config
 from onderwijsscore.serving import with_columns_section
 
 

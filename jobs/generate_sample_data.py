@@ -9,7 +9,8 @@ Defaults come from conf/sample_data.yaml; see docs/sample-data.md for what is mo
 import argparse
 from pathlib import Path
 
-from onderwijsscore.runtime import build_session, conf_dir_beside, configure_logging, load_config
+from onderwijsscore.config import conf_dir_beside, load_config
+from onderwijsscore.runtime import build_session, configure_logging
 from onderwijsscore.sample_data import generate
 
 

@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 from onderwijsscore import lease, pipeline
+from onderwijsscore.config import conf_dir_beside
 from onderwijsscore.errors import PipelineError
-from onderwijsscore.runtime import build_session, conf_dir_beside, configure_logging
+from onderwijsscore.runtime import build_session, configure_logging
 from onderwijsscore.settings import load_settings
 
 

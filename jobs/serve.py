@@ -15,8 +15,9 @@ import sys
 import threading
 from pathlib import Path
 
+from onderwijsscore.config import conf_dir_beside, load_config
 from onderwijsscore.errors import PipelineError
-from onderwijsscore.runtime import build_session, conf_dir_beside, configure_logging, delta_jars, load_config
+from onderwijsscore.runtime import build_session, configure_logging, delta_jars
 from onderwijsscore.serving import OutputDescriptions, ServeSettings, register_published, session_settings, start_server
 
 log = logging.getLogger("onderwijsscore")

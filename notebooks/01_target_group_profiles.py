@@ -24,7 +24,7 @@ from pathlib import Path
 from IPython.display import Image, display
 
 from onderwijsscore import report
-from onderwijsscore.runtime import load_config
+from onderwijsscore.config import load_config
 from onderwijsscore.snapshot import PublishedTables
 
 output_root = Path(os.environ.get("REPORT_OUTPUT", "data/output"))

@@ -22,7 +22,7 @@ from IPython.display import Image, display
 
 from onderwijsscore import report
 from onderwijsscore.analyses import pair_id
-from onderwijsscore.runtime import load_config
+from onderwijsscore.config import load_config
 from onderwijsscore.snapshot import PublishedTables
 
 output_root = Path(os.environ.get("REPORT_OUTPUT", "data/output"))

@@ -16,7 +16,8 @@ from pyspark.sql import functions as F
 
 from helpers import CONF_DIR, RUN_YEARS, SAMPLE_SCALE, SAMPLE_SEED, SAMPLE_YEARS, TEST_SPARK, UNSET_PRO_BUDGET_YEAR
 from onderwijsscore import pipeline
-from onderwijsscore.runtime import build_session, load_config
+from onderwijsscore.config import load_config
+from onderwijsscore.runtime import build_session
 from onderwijsscore.sample_data import generate
 from onderwijsscore.settings import Settings
 

@@ -1,9 +1,12 @@
 """What several test modules share: the test session's settings, the sample and run
 parameters, paths, and small builders. Test modules import from here, never from each other."""
 
+import contextlib
+import io
 import socket
 from pathlib import Path
 
+from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from onderwijsscore.contract import CANONICAL_TYPES, CONTRACT
@@ -42,3 +45,11 @@ def free_port() -> int:
 
 def contract_schema(table: str) -> T.StructType:
     return T.StructType([T.StructField(c.name, CANONICAL_TYPES[c.kind], c.nullable) for c in CONTRACT[table].columns])
+
+
+def physical_plan(frame: DataFrame) -> str:
+    """The physical plan `frame.explain()` prints (Spark's public API, captured)."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        frame.explain()
+    return printed.getvalue()

@@ -2,9 +2,11 @@ from decimal import Decimal
 
 from pyspark.sql import functions as F
 
+from helpers import physical_plan
 from onderwijsscore.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
-from onderwijsscore.cutoffs import ASYLUM_SOURCE, scenario_cutoffs
+from onderwijsscore.cutoffs import scenario_cutoffs
 from onderwijsscore.settings import Settings
+from onderwijsscore.vocabulary import ASYLUM_SOURCE
 
 STUDENTS = (
     "year int, model string, student_id string, school_id string, score decimal(12,6), score_source string, "
@@ -98,7 +100,7 @@ def test_unit_scores_by_principle_threshold_and_vestiging(spark, config):
         "net_score",
         "small_unit",
     ]
-    plan = frame._jdf.queryExecution().executedPlan().toString()
+    plan = physical_plan(frame)
     assert "BroadcastHashJoin" in plan and "BroadcastExchange" in plan
     assert "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
 

@@ -1,5 +1,6 @@
 import pytest
 
+from helpers import physical_plan
 from onderwijsscore.assignment import assign_swv, stop_on_undetermined_swv
 from onderwijsscore.contract import ContractError
 
@@ -64,7 +65,7 @@ def test_each_assignment_rule(spark, rules):
         "override_student": ("SWV3", "SWV3"),
     }
     assert frame.columns == ["year", "model", "student_id", "school_id", "swv_school", "swv_residence"]
-    plan = frame._jdf.queryExecution().executedPlan().toString()
+    plan = physical_plan(frame)
     assert "BroadcastHashJoin" in plan and "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
 
 

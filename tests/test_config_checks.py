@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from helpers import PROJECT_ROOT
+from onderwijsscore.config import Config
 from onderwijsscore.errors import ConfigFileError
 from onderwijsscore.pipeline import stale_year_pairs
 from onderwijsscore.run_record import input_fingerprint
-from onderwijsscore.runtime import Config
 from onderwijsscore.settings import Settings
 
 

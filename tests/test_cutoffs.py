@@ -5,9 +5,11 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import functions as F
 
-from onderwijsscore.cutoffs import ASYLUM_SOURCE, approximate_cutoffs, exact_cutoffs, scenario_cutoffs
+from helpers import physical_plan
+from onderwijsscore.cutoffs import approximate_cutoffs, exact_cutoffs, scenario_cutoffs
 from onderwijsscore.errors import PipelineError
 from onderwijsscore.settings import Settings
+from onderwijsscore.vocabulary import ASYLUM_SOURCE
 
 STUDENTS = "year int, model string, student_id string, score decimal(12,6), score_source string"
 
@@ -173,17 +175,13 @@ def test_candidates_do_not_depend_on_partitioning_or_row_order(spark, config):
     assert any(row[4] != row[3] for row in first)  # some candidates are approximate: the sketch had work to do
 
 
-def plan(frame):
-    return frame._jdf.queryExecution().executedPlan().toString()
-
-
 def test_one_percentile_aggregation_locates_every_share_and_the_exact_pass_broadcasts(spark, settings):
     population = random_population(spark, rows=100)
     configured = settings.scenarios
     located = approximate_cutoffs(population, configured)
-    located_plan = plan(located)
+    located_plan = physical_plan(located)
     assert len(re.findall(r"(?<!partial_)percentile_approx\(", located_plan)) == 1
-    exact_plan = plan(exact_cutoffs(population, located))
+    exact_plan = physical_plan(exact_cutoffs(population, located))
     assert "BroadcastHashJoin" in exact_plan and "BroadcastExchange" in exact_plan
     for text in (located_plan, exact_plan):
         assert "BatchEvalPython" not in text and "ArrowEvalPython" not in text

@@ -13,12 +13,7 @@ from itertools import combinations
 import pandas as pd
 import pytest
 
-from onderwijsscore.disclosure import (
-    protect_allocations,
-    suppress,
-    with_profile_protection,
-    with_withheld_per_student,
-)
+from onderwijsscore.disclosure import protect_allocations, suppress, with_profile_protection, with_withheld_per_student
 from onderwijsscore.snapshot import read_published
 
 SMALL = range(1, 10)

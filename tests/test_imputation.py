@@ -16,7 +16,6 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from helpers import contract_schema
-from onderwijsscore.contract import EDUCATION_LEVELS, ORIGIN_GROUPS
 from onderwijsscore.imputation import (
     EducationFit,
     donor_scores,
@@ -25,8 +24,9 @@ from onderwijsscore.imputation import (
     with_imputed_education,
 )
 from onderwijsscore.logistic import MultinomialFit, fit_multinomial, probabilities
-from onderwijsscore.models import literal_frame
-from onderwijsscore.scores import SCORE_SOURCES, score_students
+from onderwijsscore.runtime import literal_frame
+from onderwijsscore.scores import score_students
+from onderwijsscore.vocabulary import EDUCATION_LEVELS, ORIGIN_GROUPS, SCORE_SOURCES
 
 SEED = 11
 

@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 
 from helpers import RUN_YEARS, UNSET_PRO_BUDGET_YEAR
 from onderwijsscore.delta_io import read_table
-from onderwijsscore.scores import SCORE_SOURCES
+from onderwijsscore.vocabulary import SCORE_SOURCES
 
 POPULATIONS = {
     "lwoo": "funded and programme in ('vmbo_bk', 'vmbo_gt') and grade in (3, 4)",

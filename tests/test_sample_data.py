@@ -12,9 +12,10 @@ from pyspark.sql import functions as F
 from helpers import SAMPLE_SCALE as SCALE
 from helpers import SAMPLE_SEED as SEED
 from helpers import SAMPLE_YEARS as YEARS
-from onderwijsscore.contract import CONTRACT, EDUCATION_LEVELS, read_inputs
+from onderwijsscore.contract import CONTRACT, read_inputs
 from onderwijsscore.models import mapped_register_codes
 from onderwijsscore.sample_data import SampleSpec, opaque_id, plan_geography, plan_swvs, sample_tables, uniform
+from onderwijsscore.vocabulary import EDUCATION_LEVELS
 
 
 @pytest.fixture(scope="module")

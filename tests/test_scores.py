@@ -16,9 +16,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from helpers import contract_schema
-from onderwijsscore.models import CHARACTERISTICS, coefficient_lookup, literal_frame, start_lookup
+from helpers import contract_schema, physical_plan
+from onderwijsscore.models import coefficient_lookup, start_lookup
+from onderwijsscore.runtime import literal_frame
 from onderwijsscore.scores import OUTPUT_COLUMNS, score_students, with_coefficients, with_score
+from onderwijsscore.vocabulary import CHARACTERISTICS
 
 YEAR = 2022
 SEED = 7
@@ -407,6 +409,6 @@ def test_coefficient_lookups_are_broadcast_joins(spark, settings, scoring_rules,
     assert row["c_father_education"] == pro_model.coefficients["father_education"]["mbo4"]
     assert row["c_origin_group"] == pro_model.coefficients["origin_group"]["turkey"]
     assert row["c_mother_education"] == Decimal("0.125") and row["c_start"] == pro_model.start["pro"]
-    plan = frame._jdf.queryExecution().executedPlan().toString()
+    plan = physical_plan(frame)
     assert len(re.findall(r"BroadcastHashJoin \[model#\d+, \w+#\d+\]", plan)) == len(CHARACTERISTICS) + 1
     assert "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan

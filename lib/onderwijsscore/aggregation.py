@@ -22,7 +22,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from onderwijsscore.cutoffs import ASYLUM_SOURCE, ScenarioGrid
+from onderwijsscore.scenarios import ScenarioGrid
+from onderwijsscore.vocabulary import ASYLUM_SOURCE
 
 UNIT_SCORE = T.DecimalType(18, 6)
 SCENARIO_PARAMETERS = ("mean_population", "mean_target", "threshold_share")

@@ -24,10 +24,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from onderwijsscore.contract import MONEY
-from onderwijsscore.cutoffs import ASYLUM_SOURCE, ScenarioGrid
 from onderwijsscore.errors import ConfigFileError
-from onderwijsscore.models import CHARACTERISTICS, literal_frame
-from onderwijsscore.runtime import materialize
+from onderwijsscore.runtime import literal_frame, materialize
+from onderwijsscore.scenarios import ScenarioGrid
+from onderwijsscore.vocabulary import ASYLUM_SOURCE, CHARACTERISTICS
 
 SHARE = T.DecimalType(7, 6)
 RATE = T.DecimalType(24, 12)  # EUR per net-score point: exact enough that drivers lose < 1 cent

@@ -16,8 +16,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from onderwijsscore.contract import MONEY, ContractError, Violation
-from onderwijsscore.cutoffs import ScenarioGrid
 from onderwijsscore.errors import ConfigFileError
+from onderwijsscore.scenarios import ScenarioGrid
 
 CENTS = T.DecimalType(20, 0)
 SE_POT_ROUNDING = {"half_even": F.bround, "half_up": F.round}

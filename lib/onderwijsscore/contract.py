@@ -24,21 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from onderwijsscore.errors import PipelineError
-
-EDUCATION_LEVELS = (
-    "basis",
-    "vmbo_bk_mbo1",
-    "vmbo_gt",
-    "mbo23",
-    "mbo4",
-    "havo_vwo",
-    "hbo_wo_bachelor",
-    "hbo_wo_master",
-)
-ORIGIN_GROUPS = ("nl", "eu15_west", "other", "new_eu", "north_africa", "east_asia", "sur_ant", "turkey")
-DURATION_CLASSES = ("0_5", "5_10", "10_plus")
-PROGRAMMES = ("vmbo_bk", "vmbo_gt", "pro", "havo", "vwo", "other")
-SHRINK_TYPES = ("krimp", "anticipeer")
+from onderwijsscore.vocabulary import DURATION_CLASSES, EDUCATION_LEVELS, ORIGIN_GROUPS, PROGRAMMES, SHRINK_TYPES
 
 MONEY = T.DecimalType(18, 2)
 # Java's \s; trimming these is several times cheaper than a regular expression per id.

@@ -30,16 +30,18 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from onderwijsscore.contract import EDUCATION_LEVELS, ORIGIN_GROUPS
 from onderwijsscore.errors import PipelineError
 from onderwijsscore.logistic import MultinomialFit, fit_multinomial, probabilities
-from onderwijsscore.models import ScoreModel, literal_frame
-from onderwijsscore.runtime import materialize, stage
-
-PARENT_ROLES = ("father", "mother")
-EDUCATION_CHARACTERISTICS = tuple(f"{role}_education" for role in PARENT_ROLES)
-DONOR_SOURCES = ("imputed_education", "computed")  # paths 4 and 5: scores of their own
-EDUCATION_SOURCE = "imputed_education"  # path 4
+from onderwijsscore.models import ScoreModel
+from onderwijsscore.runtime import literal_frame, materialize, stage
+from onderwijsscore.vocabulary import (
+    DONOR_SOURCES,
+    EDUCATION_CHARACTERISTICS,
+    EDUCATION_LEVELS,
+    EDUCATION_SOURCE,
+    ORIGIN_GROUPS,
+    PARENT_ROLES,
+)
 
 # Match keys a donor level may use (domain.md §3).
 DONOR_MATCH_KEYS = ("school_id", "track", "origin_group", "father_education", "mother_education")

@@ -7,27 +7,18 @@ broadcast lookup frames, so no coefficient lives in a transformation.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from onderwijsscore.contract import DURATION_CLASSES, EDUCATION_LEVELS, ORIGIN_GROUPS, PROGRAMMES
 from onderwijsscore.errors import ConfigFileError
+from onderwijsscore.runtime import literal_frame
+from onderwijsscore.vocabulary import CHARACTERISTICS, EDUCATION_LEVELS, PROGRAMMES
 
-WSNP_CATEGORIES = ("no", "yes")
-CHARACTERISTICS: dict[str, tuple[str, ...]] = {
-    "father_education": EDUCATION_LEVELS,
-    "mother_education": EDUCATION_LEVELS,
-    "origin_group": ORIGIN_GROUPS,
-    "mother_duration": DURATION_CLASSES,
-    "wsnp": WSNP_CATEGORIES,
-}
 STATUSES = ("official", "illustrative")
 
 
@@ -129,19 +120,6 @@ def parse_model(raw: Any, file: str, expected_name: str | None = None) -> ScoreM
         coefficients=coefficients,
         education_mapping=dict(mapping),
     )
-
-
-def literal_frame(spark: SparkSession, rows: list[tuple], schema: T.StructType) -> DataFrame:
-    """A small DataFrame of literal rows, planned in the JVM: unlike `createDataFrame`'s
-    Python RDD, scanning it needs no Python worker, and the planner knows it is small.
-
-    The rows travel as one JSON text, parsed once in the JVM (constant-folded): one call,
-    not one per value. Exact: decimals travel as their text, floats as the shortest text
-    that reads back to the same double (Python's repr; Java parses it correctly rounded).
-    """
-    text = json.dumps([dict(zip(schema.names, row, strict=True)) for row in rows], default=str)
-    parsed = F.from_json(F.lit(text), T.ArrayType(schema), {"allowNonNumericNumbers": "true"})
-    return spark.range(1).select(F.inline(parsed))
 
 
 def coefficient_lookup(spark: SparkSession, model: ScoreModel, score_type: T.DecimalType) -> DataFrame:

@@ -23,7 +23,7 @@ from onderwijsscore.aggregation import scenario_unit_sums, unit_band_sums, unit_
 from onderwijsscore.analyses import AnalysisRules, analyse, pair_id, profile_counts
 from onderwijsscore.assignment import assign_swv, stop_on_undetermined_swv
 from onderwijsscore.budgets import lwoo_budgets, pro_amounts, pro_board_amounts, pro_funding_years
-from onderwijsscore.cutoffs import ScenarioGrid, scenario_cutoffs
+from onderwijsscore.cutoffs import scenario_cutoffs
 from onderwijsscore.disclosure import (
     DisclosureRules,
     protect_allocations,
@@ -37,6 +37,7 @@ from onderwijsscore.models import mapped_register_codes
 from onderwijsscore.quality import check_inputs, check_outputs, raise_if_failed, tie_warnings
 from onderwijsscore.run_record import RunRecord, input_fingerprint
 from onderwijsscore.runtime import concurrently, materialize, releasing, stage
+from onderwijsscore.scenarios import ScenarioGrid
 from onderwijsscore.scores import fit_education, fit_metrics, score_facts, student_facts
 from onderwijsscore.settings import PipelineSettings, Settings
 from onderwijsscore.snapshot import published_years

@@ -33,10 +33,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from onderwijsscore.contract import CONTRACT
-from onderwijsscore.cutoffs import ASYLUM_SOURCE
 from onderwijsscore.errors import ConfigFileError, PipelineError
-from onderwijsscore.imputation import PARENT_ROLES
-from onderwijsscore.scores import SCORE_SOURCES, ScoringRules, in_wsnp_window, with_teldatum
+from onderwijsscore.scores import ScoringRules, in_wsnp_window, with_teldatum
+from onderwijsscore.vocabulary import ASYLUM_SOURCE, PARENT_ROLES, SCORE_SOURCES
 
 # Tables of dated rows, not years: the rows that count for a teldatum year (`_rows_per_year`).
 DATED_TABLES = ("wsnp", "asylum")

@@ -20,10 +20,9 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from onderwijsscore.contract import SHRINK_TYPES  # noqa: E402
-from onderwijsscore.models import CHARACTERISTICS  # noqa: E402
-from onderwijsscore.runtime import Config  # noqa: E402
+from onderwijsscore.config import Config  # noqa: E402
 from onderwijsscore.snapshot import PublishedTables  # noqa: E402
+from onderwijsscore.vocabulary import CHARACTERISTICS, SHRINK_TYPES  # noqa: E402
 
 EUR_MILLION = 1_000_000
 

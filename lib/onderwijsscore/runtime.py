@@ -1,13 +1,9 @@
-"""Configuration loading and the SparkSession factory.
-
-`conf/` holds every choice the spec leaves open; this module reads it once into a
-`Config` (raw YAML plus a stable hash for the run record) and builds the session.
-"""
+"""The Spark side of a job: the session factory and the helpers every stage uses
+(`stage`, `materialize`, `releasing`, `concurrently`, `literal_frame`)."""
 
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import logging
 import os
@@ -15,65 +11,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pyspark import SparkContext, StorageLevel, inheritable_thread_target
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
-T = TypeVar("T")
-R = TypeVar("R")
+from onderwijsscore.config import Config
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 log = logging.getLogger("onderwijsscore")
 JOB_DESCRIPTION = "spark.job.description"
-
-
-@dataclass(frozen=True)
-class Config:
-    """All YAML files of a conf directory, keyed by their path without `.yaml`
-    (`spark`, `pipeline`, `models/pro`, ...)."""
-
-    conf_dir: Path
-    files: dict[str, Any]
-
-    def __getitem__(self, name: str) -> Any:
-        try:
-            return self.files[name]
-        except KeyError:
-            raise KeyError(f"config file {name}.yaml not found in {self.conf_dir}") from None
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self.files.get(name, default)
-
-    @property
-    def hash(self) -> str:
-        """sha256 over the parsed content, independent of file order and formatting."""
-        canonical = json.dumps(self.files, sort_keys=True, default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    def with_overrides(self, name: str, **values: Any) -> Config:
-        """A copy with top-level keys of one file replaced (tests, CLI flags)."""
-        files = dict(self.files)
-        files[name] = {**files.get(name, {}), **values}
-        return Config(self.conf_dir, files)
-
-
-def conf_dir_beside(job_file: str | os.PathLike) -> Path:
-    """A job's default config directory: `conf/` in the project folder that holds the job's
-    `jobs/` folder (a checkout, or what an administrator copied to the cluster)."""
-    return Path(job_file).resolve().parent.parent / "conf"
-
-
-def load_config(conf_dir: str | os.PathLike) -> Config:
-    root = Path(conf_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"config directory {root} does not exist")
-    files = {}
-    for path in sorted(root.rglob("*.yaml")):
-        with path.open() as handle:
-            files[str(path.relative_to(root).with_suffix(""))] = yaml.safe_load(handle) or {}
-    return Config(root, files)
 
 
 def delta_jars(config: Config) -> list[str]:
@@ -170,7 +121,7 @@ def releasing(spark: SparkSession) -> Iterator[None]:
                 rdd.unpersist(False)
 
 
-def concurrently(function: Callable[[T], R], items: Iterable[T], workers: int) -> list[R]:
+def concurrently(function: Callable[[Item], Result], items: Iterable[Item], workers: int) -> list[Result]:
     """`[function(item) for item in items]`, up to `workers` at a time, in order.
 
     For independent Spark jobs that each leave cores idle (small tables, commits, driver
@@ -178,3 +129,16 @@ def concurrently(function: Callable[[T], R], items: Iterable[T], workers: int) -
     """
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(pool.map(inheritable_thread_target(function), items))
+
+
+def literal_frame(spark: SparkSession, rows: list[tuple], schema: T.StructType) -> DataFrame:
+    """A small DataFrame of literal rows, planned in the JVM: unlike `createDataFrame`'s
+    Python RDD, scanning it needs no Python worker, and the planner knows it is small.
+
+    The rows travel as one JSON text, parsed once in the JVM (constant-folded): one call,
+    not one per value. Exact: decimals travel as their text, floats as the shortest text
+    that reads back to the same double (Python's repr; Java parses it correctly rounded).
+    """
+    text = json.dumps([dict(zip(schema.names, row, strict=True)) for row in rows], default=str)
+    parsed = F.from_json(F.lit(text), T.ArrayType(schema), {"allowNonNumericNumbers": "true"})
+    return spark.range(1).select(F.inline(parsed))

@@ -30,8 +30,10 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from onderwijsscore.contract import CANONICAL_TYPES, CONTRACT, EDUCATION_LEVELS
-from onderwijsscore.runtime import Config, materialize, stage
+from onderwijsscore.config import Config
+from onderwijsscore.contract import CANONICAL_TYPES, CONTRACT
+from onderwijsscore.runtime import materialize, stage
+from onderwijsscore.vocabulary import EDUCATION_LEVELS
 
 FIRST_POSTCODE, POSTCODE_COUNT = 1000, 9000  # 4-digit postcodes 1000-9999
 _MANTISSA_BITS = 53

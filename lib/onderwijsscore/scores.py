@@ -31,14 +31,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from onderwijsscore.contract import DURATION_CLASSES
 from onderwijsscore.errors import ConfigFileError
 from onderwijsscore.imputation import (
     DONOR_MATCH_KEYS,
-    DONOR_SOURCES,
-    EDUCATION_CHARACTERISTICS,
     FEATURES,
-    PARENT_ROLES,
     EducationFit,
     EducationModelSettings,
     donor_scores,
@@ -46,20 +42,24 @@ from onderwijsscore.imputation import (
     fit_education_models,
     with_imputed_education,
 )
-from onderwijsscore.models import (
-    CHARACTERISTICS,
-    WSNP_CATEGORIES,
-    ScoreModel,
-    coefficient_lookup,
-    start_lookup,
-)
+from onderwijsscore.models import ScoreModel, coefficient_lookup, start_lookup
 from onderwijsscore.runtime import materialize, stage
+from onderwijsscore.vocabulary import (
+    CHARACTERISTICS,
+    DONOR_PARENT_SOURCE,
+    DONOR_SCHOOL_SOURCE,
+    DONOR_SOURCES,
+    DURATION_CLASSES,
+    EDUCATION_CHARACTERISTICS,
+    IMPUTED,
+    PARENT_ROLES,
+    SCORE_SOURCES,
+    WSNP_CATEGORIES,
+)
 
-SCORE_SOURCES = ("imputed_asylum", "imputed_donor_school", "imputed_donor_parent", "imputed_education", "computed")
-IMPUTED = "imputed"  # the category of a parent whose education level was imputed
 _SCORE_INTEGER_DIGITS = 6
 # conf/scoring.yaml `donors` section -> the path whose recipients it serves.
-_DONOR_PATHS = {"not_in_register": "imputed_donor_school", "parent_not_in_register": "imputed_donor_parent"}
+_DONOR_PATHS = {"not_in_register": DONOR_SCHOOL_SOURCE, "parent_not_in_register": DONOR_PARENT_SOURCE}
 _PATH_2_KEY = "track"
 # A score adds six terms of 6 integer digits (11 in the sum) and at most this many
 # decimals: within Spark's 38 digits, so no intermediate sum is rounded.

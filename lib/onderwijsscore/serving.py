@@ -31,8 +31,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from onderwijsscore.models import literal_frame
-from onderwijsscore.runtime import Config
+from onderwijsscore.config import Config
+from onderwijsscore.runtime import literal_frame
 from onderwijsscore.snapshot import RUNS_TABLE, Snapshot, read_published
 
 log = logging.getLogger("onderwijsscore")

@@ -22,13 +22,13 @@ from typing import Any, TypeVar
 from onderwijsscore.analyses import AnalysisRules
 from onderwijsscore.assignment import AssignmentRules
 from onderwijsscore.budgets import BudgetRules
-from onderwijsscore.cutoffs import ScenarioGrid
+from onderwijsscore.config import Config, load_config
 from onderwijsscore.disclosure import DisclosureRules
 from onderwijsscore.errors import ConfigFileError, PipelineError
 from onderwijsscore.lease import LeaseSettings
 from onderwijsscore.models import ScoreModel, parse_model
 from onderwijsscore.quality import QualityRules
-from onderwijsscore.runtime import Config, load_config
+from onderwijsscore.scenarios import ScenarioGrid
 from onderwijsscore.scores import ScoringRules, parse_scoring_rules
 
 T = TypeVar("T")
