@@ -13,7 +13,7 @@ INPUT ?= $(SAMPLE_DIR)
 OUTPUT ?= data/output
 CONFIG ?= conf
 
-.PHONY: setup data run report test dist lint bench bench-growth clean serve serve-stop docs
+.PHONY: setup data run report test test-unit dist lint bench bench-growth clean serve serve-stop docs
 
 setup: $(VENV)/.installed $(JARS_DIR)/.fetched
 
@@ -59,6 +59,11 @@ report: setup
 TEST_PROCESSES ?= 2
 test: setup
 	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist worksteal --durations=10 tests
+
+# The unit tests alone (tests/unit/: each module on small hand-made frames), for a quick
+# check while developing; `make test` runs them with the integration tests.
+test-unit: setup
+	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist worksteal -m unit tests
 
 # The SQL endpoint over OUTPUT's published export tables (docs/bi.md): Spark's Thrift
 # JDBC/ODBC server, on 127.0.0.1 and conf/serve.yaml's port unless HOST= or PORT= say

@@ -1,6 +1,11 @@
 """Shared fixtures: one local SparkSession per test process (as chispa and Delta's own
 tests do), tiny sample input generated once, and one local pipeline run on it.
 
+`tests/unit/` tests one module on small hand-made frames; `tests/integration/` the whole
+pipeline, its jobs and processes (sample data, the local run, the cluster, the SQL
+endpoint, the report). Each test gets the marker of its folder: `make test` runs both,
+`make test-unit` the fast part alone.
+
 `make test` runs the suite in two processes (pytest-xdist): most of a test's time on tiny
 data is the driver's planning and Delta's commits, not the cores. The sample input and
 the local run are still made once per suite: the first process to need one makes it
@@ -23,7 +28,14 @@ from onderwijsscore.settings import Settings
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "unit: one module on small hand-made frames (tests/unit/)")
+    config.addinivalue_line("markers", "integration: the whole pipeline, its jobs and processes (tests/integration/)")
     config.addinivalue_line("markers", "cluster: starts a Spark standalone cluster on 127.0.0.1 (slow, always run)")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker("integration" if "integration" in item.path.parts else "unit")
 
 
 @pytest.fixture(scope="session")

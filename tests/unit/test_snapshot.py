@@ -1,6 +1,6 @@
 """The published snapshot: each table at the version of the latest succeeded run that
 wrote it; failed, recovered and unfinished runs are invisible. (The reader after a killed
-publication: tests/test_reliability.py.)"""
+publication: tests/integration/test_reliability.py.)"""
 
 from datetime import datetime
 
