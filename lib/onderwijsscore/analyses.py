@@ -14,7 +14,6 @@ removes it again unless it is a published count.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import reduce
@@ -25,7 +24,7 @@ from pyspark.sql import types as T
 
 from onderwijsscore.contract import MONEY
 from onderwijsscore.errors import ConfigFileError
-from onderwijsscore.runtime import literal_frame, materialize
+from onderwijsscore.runtime import literal_frame
 from onderwijsscore.scenarios import ScenarioGrid
 from onderwijsscore.vocabulary import ASYLUM_SOURCE, CHARACTERISTICS
 
@@ -349,10 +348,11 @@ def driver_column(group: str) -> str:
     return f"iq_{group}"
 
 
-def score_group_gross(unit_sums: DataFrame, rules: AnalysisRules) -> DataFrame:
+def score_group_gross(unit_sums: DataFrame, budgets: DataFrame, rules: AnalysisRules) -> DataFrame:
     """Per (year, scenario, swv_id, source_group): gross score and target-group students of
     the `score_source` group, every configured group present (0 when empty); from the
-    `aggregation.scenario_unit_sums` of the lwoo scenarios."""
+    `aggregation.scenario_unit_sums` of the scenarios with budgets (lwoo)."""
+    unit_sums = unit_sums.join(F.broadcast(budgets.select("scenario").distinct()), "scenario")
     group = F.lit(None)
     for name, sources in reversed(rules.source_groups.items()):
         group = F.when(F.col("score_source").isin(*sources), name).otherwise(group)
@@ -368,9 +368,10 @@ def score_group_gross(unit_sums: DataFrame, rules: AnalysisRules) -> DataFrame:
     )
 
 
-def change_drivers(budgets: DataFrame, units: DataFrame, group_gross: DataFrame) -> tuple[DataFrame, DataFrame]:
+def change_drivers(budgets: DataFrame, units: DataFrame, group_gross: DataFrame) -> DataFrame:
     """Per (year t, scenario, swv_id) with year t − 1 in the frames: the change of `total`
-    and its drivers (domain.md §7); returns (per-SWV drivers, per-group drivers in long form).
+    and its drivers (domain.md §7) but the groups' and `rounding` (`group_drivers`,
+    `with_rounding`), with the previous year's rate `rate_prev` they need.
 
     With r the amount per net-score point (lwoo_iq pot / Σ net scores), N the net score and
     A_g the gross score of score-source group g: lwoo_iq ≈ r·N, so
@@ -426,19 +427,20 @@ def change_drivers(budgets: DataFrame, units: DataFrame, group_gross: DataFrame)
         "iq_threshold": r_prev * (F.col("net_less_gross") - F.col("net_less_gross_prev")),
         "iq_national_rate": F.col("net_score") * (F.col("rate") - r_prev),
     }
-    # Kept: the group drivers and the published table both build on it, and the table
-    # is written after the disclosure check has read the groups.
-    drivers = materialize(
-        both.select(
-            "year",
-            "scenario",
-            "swv_id",
-            "rate_prev",
-            F.col("total_prev").cast(MONEY).alias("total_prev"),
-            F.col("total").cast(MONEY).alias("total"),
-            *[value.cast(MONEY).alias(name) for name, value in money.items()],
-        )
+    return both.select(
+        "year",
+        "scenario",
+        "swv_id",
+        "rate_prev",
+        F.col("total_prev").cast(MONEY).alias("total_prev"),
+        F.col("total").cast(MONEY).alias("total"),
+        *[value.cast(MONEY).alias(name) for name, value in money.items()],
     )
+
+
+def group_drivers(group_gross: DataFrame, drivers: DataFrame) -> DataFrame:
+    """Per (year, scenario, swv_id, source_group) of `change_drivers`: the group's driver
+    `iq_group` (r_{t−1}·ΔA_g) and the students behind it, for the disclosure check."""
     previous_groups = group_gross.select(
         (F.col("year") + 1).alias("year"),
         "scenario",
@@ -447,7 +449,7 @@ def change_drivers(budgets: DataFrame, units: DataFrame, group_gross: DataFrame)
         F.col("gross").alias("gross_prev"),
         F.col("n_target").alias("n_target_prev"),
     )
-    groups = materialize(
+    return (
         group_gross.join(previous_groups, ["year", "scenario", "swv_id", "source_group"], "full")
         .fillna(0, ["gross", "n_target", "gross_prev", "n_target_prev"])
         .join(drivers.select("year", "scenario", "swv_id", "rate_prev"), ["year", "scenario", "swv_id"])
@@ -464,14 +466,23 @@ def change_drivers(budgets: DataFrame, units: DataFrame, group_gross: DataFrame)
             ).alias("n_students"),
         )
     )
-    explained = reduce(lambda total, name: total + F.col(name), money, F.col("groups_total"))
-    with_rounding = drivers.join(
-        groups.groupBy("year", "scenario", "swv_id").agg(F.sum("iq_group").alias("groups_total")),
-        ["year", "scenario", "swv_id"],
-        "left",
-    ).fillna(0, ["groups_total"])
+
+
+def with_rounding(drivers: DataFrame, groups: DataFrame) -> DataFrame:
+    """`change_drivers` plus `rounding`: the change of `total` the drivers and the group
+    drivers (`group_drivers`) leave unexplained."""
+    explained = reduce(lambda total, name: total + F.col(name), FIXED_DRIVERS, F.col("groups_total"))
     rounding = (F.col("total") - F.col("total_prev") - explained).cast(MONEY)
-    return with_rounding.withColumn("rounding", rounding).drop("rate_prev", "groups_total"), groups
+    return (
+        drivers.join(
+            groups.groupBy("year", "scenario", "swv_id").agg(F.sum("iq_group").alias("groups_total")),
+            ["year", "scenario", "swv_id"],
+            "left",
+        )
+        .fillna(0, ["groups_total"])
+        .withColumn("rounding", rounding)
+        .drop("rate_prev", "groups_total")
+    )
 
 
 def change_explained(drivers: DataFrame, groups: DataFrame, rules: AnalysisRules) -> DataFrame:
@@ -503,38 +514,29 @@ def change_explained(drivers: DataFrame, groups: DataFrame, rules: AnalysisRules
 
 # --- all tables -----------------------------------------------------------------------
 
-Disclose = Callable[[list[tuple[str, DataFrame, list[str]]]], dict[str, DataFrame]]
 
+def analysis_tables(
+    computed: dict[str, DataFrame], swv: DataFrame, grid: ScenarioGrid, rules: AnalysisRules
+) -> dict[str, tuple[DataFrame, list[str]]]:
+    """Every analysis table but `change_explained` (`change_drivers` and the functions after
+    it), from the run's outputs (`cutoffs`, `unit_scores`, `budgets`) and student sums
+    (`profile_counts`), before the disclosure check: table -> (frame, the key that orders
+    the cells of a line).
 
-def analyse(
-    computed: dict[str, DataFrame], swv: DataFrame, grid: ScenarioGrid, rules: AnalysisRules, disclose: Disclose
-) -> dict[str, DataFrame]:
-    """Every analysis table from the run's outputs (`cutoffs`, `unit_scores`, `budgets`)
-    and student sums (`profile_counts`, `unit_sums`), passed through `disclose`, which
-    takes (table, frame, cell_key) for every table at once and returns the published frames.
-
-    Tables of year pairs (stability, change_explained) have rows only for years whose
-    previous year is in the run.
+    Tables of year pairs (stability) have rows only for years whose previous year is in
+    the run.
     """
-    budgets, units = computed["budgets"], computed["unit_scores"]
-    lwoo_scenarios = budgets.select("scenario").distinct()
+    budgets = computed["budgets"]
     regional_rows = regional(budgets, swv, rules)
-    lwoo_sums = computed["unit_sums"].join(F.broadcast(lwoo_scenarios), "scenario")
-    drivers, groups = change_drivers(budgets, units, score_group_gross(lwoo_sums, rules))
     cross_key = ["absolute_order", "relative_order"]
-    published = disclose(
-        [
-            (
-                "profiles",
-                profiles(computed["profile_counts"], computed["cutoffs"], grid, rules),
-                ["characteristic", "category"],
-            ),
-            ("stability", cross_table(year_on_year(budgets), rules.stability), cross_key),
-            ("redistribution", cross_table(against_current(budgets), rules.redistribution), cross_key),
-            ("regional", regional_rows, ["swv_id"]),
-            ("regional_rollup", regional_rollup(budgets, regional_rows), ["shrink_type"]),
-            ("scenario_comparison", scenario_comparison(budgets, rules), ["swv_id"]),
-            ("change_explained", groups, ["source_group"]),
-        ]
-    )
-    return published | {"change_explained": change_explained(drivers, published["change_explained"], rules)}
+    return {
+        "profiles": (
+            profiles(computed["profile_counts"], computed["cutoffs"], grid, rules),
+            ["characteristic", "category"],
+        ),
+        "stability": (cross_table(year_on_year(budgets), rules.stability), cross_key),
+        "redistribution": (cross_table(against_current(budgets), rules.redistribution), cross_key),
+        "regional": (regional_rows, ["swv_id"]),
+        "regional_rollup": (regional_rollup(budgets, regional_rows), ["shrink_type"]),
+        "scenario_comparison": (scenario_comparison(budgets, rules), ["swv_id"]),
+    }

@@ -149,12 +149,12 @@ def scenario_cutoffs(students: DataFrame, grid: ScenarioGrid) -> DataFrame:
     Runs the two passes eagerly and returns a small local frame: every later stage joins
     it by broadcast, and the percentile pass runs once however often it is used.
     """
-    located = _materialized(
+    located = _checked_rows(
         approximate_cutoffs(students, grid),
         lambda row: row.k > 0,
         "more asylum students than target places (k = ⌈p·N/100⌉ − n_asylum ≤ 0)",
     )
-    exact = _materialized(
+    exact = _checked_rows(
         exact_cutoffs(students, located),
         lambda row: row.bracket_held,
         "exact cutoff outside the percentile_approx bracket; raise percentiles.bracket_errors in conf/scenarios.yaml",
@@ -193,7 +193,7 @@ def _scenario_rows(exact: DataFrame, scenarios: DataFrame) -> DataFrame:
     )
 
 
-def _materialized(frame: DataFrame, holds: Callable[[Row], bool], rule: str) -> DataFrame:
+def _checked_rows(frame: DataFrame, holds: Callable[[Row], bool], rule: str) -> DataFrame:
     """A per-(year, model, share) frame computed once, checked, and held as a local relation."""
     rows = frame.collect()
     failing = sorted((row.year, row.model, row.share) for row in rows if not holds(row))

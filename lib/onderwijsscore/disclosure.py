@@ -29,7 +29,6 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from onderwijsscore.errors import ConfigFileError
-from onderwijsscore.runtime import materialize
 
 MIN_STUDENTS_FLOOR = 5  # no configuration may publish cells of fewer students
 
@@ -208,8 +207,8 @@ def with_profile_protection(profiles: DataFrame, scenarios: DataFrame, rules: Di
 
 def protect_allocations(
     tables: dict[str, DataFrame], scenarios: DataFrame, per_student_suppressed: DataFrame, rules: DisclosureRules
-) -> tuple[dict[str, DataFrame], dict[str, dict]]:
-    """The allocation tables as published, and each one's outcome for the run record.
+) -> dict[str, DataFrame]:
+    """The allocation tables as published (`allocation_outcomes` counts what was withheld).
 
     Money stays whole: the regulation pays it. Null, with `suppressed` true: the target
     counts and scores (`n_target`, `gross_score`, `net_score`) of protected unit families
@@ -252,9 +251,8 @@ def protect_allocations(
         tables["budgets"].join(per_student, ["year", "scenario", "swv_id"], "left"),
         {"n_students": F.col(PROTECTED), "per_student": F.col(PROTECTED)},  # total / per_student = n_students
     )
-    # Kept: counted here, gated and written later; each is a few thousand rows.
-    published = {
-        table: materialize(frame.select(*tables[table].columns, "suppressed"))
+    return {
+        table: frame.select(*tables[table].columns, "suppressed")
         for table, frame in {
             "unit_scores": unit_scores,
             "cutoffs": cutoffs,
@@ -262,6 +260,10 @@ def protect_allocations(
             "budgets": budgets,
         }.items()
     }
+
+
+def allocation_outcomes(published: dict[str, DataFrame]) -> dict[str, dict]:
+    """Each protected allocation table's outcome for the run record: rows, rows withheld."""
     counted = reduce(
         DataFrame.unionByName,
         [
@@ -273,11 +275,10 @@ def protect_allocations(
             for table, frame in published.items()
         ],
     )
-    outcomes = {
+    return {
         row.table: {"rows": row.rows, "suppressed_rows": row.suppressed, "reason": "allocation: money whole"}
         for row in counted.collect()
     }
-    return published, outcomes
 
 
 def with_withheld_per_student(comparison: DataFrame, per_student_suppressed: DataFrame) -> DataFrame:

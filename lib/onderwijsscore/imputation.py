@@ -33,7 +33,7 @@ from pyspark.sql import types as T
 from onderwijsscore.errors import PipelineError
 from onderwijsscore.logistic import MultinomialFit, fit_multinomial, probabilities
 from onderwijsscore.models import ScoreModel
-from onderwijsscore.runtime import literal_frame, materialize, stage
+from onderwijsscore.runtime import literal_frame, stage
 from onderwijsscore.vocabulary import (
     DONOR_SOURCES,
     EDUCATION_CHARACTERISTICS,
@@ -466,55 +466,63 @@ def _donor_entries(levels_by_source: DonorLevels, combinations: list[tuple[str, 
     return F.array(*entries) if entries else F.array().cast(_ENTRIES)
 
 
-def donor_scores(students: DataFrame, levels_by_source: DonorLevels, seed: int) -> DataFrame:
-    """(year, model, student_id, donor_level, donor_score) for the recipients of each donor
-    path: the level (0 = most preferred) their donor was found at, and its score.
+def donor_recipients(students: DataFrame, levels_by_source: DonorLevels) -> DataFrame:
+    """The donor search's first step: each recipient's match entries at the first level
+    (0 = most preferred) that has a donor. `donor_scores` picks the donor there; the
+    search is split so the caller can keep this small frame (a few percent of the
+    students), which the second step reads three times.
 
     `levels_by_source` maps a score_source to its levels of match keys, preferred first;
     `students` has the keys' columns (`school_id`, `track`, `origin_group_observed`,
     `<role>_education_observed`, `<role>_in_register`). Donors are the students on paths 4
-    and 5 of the same year and model. A recipient takes a donor from the first level that
-    has one; there the candidate with the smallest 64-bit hash of (seed, recipient id,
-    donor id) wins, an aggregate rather than a ranking. (Two candidates of one recipient
-    with the same hash, a chance of n²/3.7e19 for n candidates, would leave the choice
-    between those two to the order of processing.) A level is a number and its key values
-    one array column, so all levels are matched in one equi-join. Donors are expanded only
-    into the entries that recipients ask for (twice: to find each recipient's first level,
-    then its candidates there); donor ids never leave this function. A recipient without a
-    candidate at any level (no donor in its year, model and the last level's keys) gets no
-    row, and the output gate stops the run on its missing score.
+    and 5 of the same year and model. A level is a number and its key values one array
+    column, so all levels are matched in one equi-join. Donors are expanded only into the
+    entries that recipients ask for. A recipient without a candidate at any level (no
+    donor in its year, model and the last level's keys) gets no row, and the output gate
+    stops the run on its missing score.
     """
     recipients = students.where(F.col("score_source").isin(*levels_by_source)).select(
         "year", "model", "student_id", F.inline(_recipient_entries(levels_by_source))
     )
-    donors = students.where(F.col("score_source").isin(*DONOR_SOURCES))
-
-    def donor_entries(asked: DataFrame) -> DataFrame:
-        """The donors' entries that some entry of `asked` matches (a broadcast filter)."""
-        combinations = sorted(tuple(row) for row in asked.select("source", "level", "mask").distinct().collect())
-        return donors.select(
-            "year",
-            "model",
-            F.col("student_id").alias("donor_id"),
-            F.col("score").alias("donor_score"),
-            F.inline(_donor_entries(levels_by_source, combinations)),
-        ).join(F.broadcast(asked.select(*_ENTRY_KEYS).distinct()), _ENTRY_KEYS, "left_semi")
-
     first_level = (
-        recipients.join(donor_entries(recipients).select(*_ENTRY_KEYS).distinct(), _ENTRY_KEYS)
+        recipients.join(
+            _asked_donor_entries(students, levels_by_source, recipients).select(*_ENTRY_KEYS).distinct(), _ENTRY_KEYS
+        )
         .groupBy("year", "model", "student_id")
         .agg(F.min("level").alias("level"))
     )
-    # Small (a few percent of the students), and read three times below.
-    chosen = materialize(recipients.join(first_level, ["year", "model", "student_id", "level"]))
+    return recipients.join(first_level, ["year", "model", "student_id", "level"])
+
+
+def donor_scores(students: DataFrame, recipients: DataFrame, levels_by_source: DonorLevels, seed: int) -> DataFrame:
+    """(year, model, student_id, donor_level, donor_score) for the `recipients` of
+    `donor_recipients`: among the candidates at the recipient's level, the one with the
+    smallest 64-bit hash of (seed, recipient id, donor id) wins, an aggregate rather than
+    a ranking. (Two candidates of one recipient with the same hash, a chance of n²/3.7e19
+    for n candidates, would leave the choice between those two to the order of
+    processing.) Donor ids never leave this function.
+    """
     # The smallest hash wins: a hash aggregation over fixed-width values (a struct with the
     # donor id would sort every candidate pair).
     preference = F.xxhash64(F.lit(seed), F.col("student_id"), F.col("donor_id"))
     # A key of a national level can have many thousands of donors: the few recipients are
     # hashed and the donors streamed past them, so no donor group is buffered or sorted.
     return (
-        donor_entries(chosen)
-        .join(chosen.hint("shuffle_hash"), _ENTRY_KEYS)
+        _asked_donor_entries(students, levels_by_source, recipients)
+        .join(recipients.hint("shuffle_hash"), _ENTRY_KEYS)
         .groupBy("year", "model", "student_id", F.col("level").alias("donor_level"))
         .agg(F.min_by("donor_score", preference).alias("donor_score"))
     )
+
+
+def _asked_donor_entries(students: DataFrame, levels_by_source: DonorLevels, asked: DataFrame) -> DataFrame:
+    """The donors' entries that some entry of `asked` matches (a broadcast filter)."""
+    donors = students.where(F.col("score_source").isin(*DONOR_SOURCES))
+    combinations = sorted(tuple(row) for row in asked.select("source", "level", "mask").distinct().collect())
+    return donors.select(
+        "year",
+        "model",
+        F.col("student_id").alias("donor_id"),
+        F.col("score").alias("donor_score"),
+        F.inline(_donor_entries(levels_by_source, combinations)),
+    ).join(F.broadcast(asked.select(*_ENTRY_KEYS).distinct()), _ENTRY_KEYS, "left_semi")

@@ -15,30 +15,49 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from onderwijsscore import contract, delta_io, lease, publication
 from onderwijsscore.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
-from onderwijsscore.analyses import AnalysisRules, analyse, pair_id, profile_counts
+from onderwijsscore.analyses import (
+    AnalysisRules,
+    analysis_tables,
+    change_drivers,
+    change_explained,
+    group_drivers,
+    pair_id,
+    profile_counts,
+    score_group_gross,
+    with_rounding,
+)
 from onderwijsscore.assignment import assign_swv, stop_on_undetermined_swv
 from onderwijsscore.budgets import lwoo_budgets, pro_amounts, pro_board_amounts, pro_funding_years
 from onderwijsscore.cutoffs import scenario_cutoffs
 from onderwijsscore.disclosure import (
     DisclosureRules,
+    allocation_outcomes,
     protect_allocations,
     suppress,
     with_profile_protection,
     with_withheld_per_student,
 )
 from onderwijsscore.errors import PipelineError, describe
-from onderwijsscore.imputation import education_counts
-from onderwijsscore.models import mapped_register_codes
+from onderwijsscore.imputation import EducationFit, donor_recipients, donor_scores, education_counts
+from onderwijsscore.models import ScoreModel, mapped_register_codes
 from onderwijsscore.quality import check_inputs, check_outputs, raise_if_failed, tie_warnings
 from onderwijsscore.run_record import RunRecord, input_fingerprint
 from onderwijsscore.runtime import concurrently, materialize, releasing, stage
 from onderwijsscore.scenarios import ScenarioGrid
-from onderwijsscore.scores import fit_education, fit_metrics, score_facts, student_facts
+from onderwijsscore.scores import (
+    ScoringRules,
+    fit_education,
+    fit_metrics,
+    own_scores,
+    student_facts,
+    with_donor_scores,
+)
 from onderwijsscore.settings import PipelineSettings, Settings
 from onderwijsscore.snapshot import published_years
 
@@ -202,7 +221,7 @@ def compute(
         counts["rows"] = education.num_rows
     # The fits are driver work: they run while Spark checks the input.
     with ThreadPoolExecutor(max_workers=1) as driver:
-        fitting = driver.submit(fit_education, education, models, scoring_rules, years)
+        fitting = driver.submit(fit_logged, education, models, scoring_rules, years)
         with stage("input gates"):
             input_report = check_inputs(frames, facts, quality_rules, scoring_rules, years)
             record.data_quality = input_report.to_dict()
@@ -215,7 +234,12 @@ def compute(
             record.row_counts.update({f"population.{key}": n for key, n in counts.items()})
         fits = fitting.result()
     record.model_fit.update(fit_metrics(fits))
-    scored = score_facts(facts, fits, models, scoring_rules, run_settings.seed)
+    with stage("own scores"):
+        own = materialize(own_scores(facts, fits, models, scoring_rules))  # the donor search reads it twice
+    with stage("donor search"):
+        recipients = materialize(donor_recipients(own, scoring_rules.donor_levels))  # read three times
+        donated = materialize(donor_scores(own, recipients, scoring_rules.donor_levels, run_settings.seed))
+    scored = with_donor_scores(own, donated, scoring_rules)
     with stage("assign SWVs"):
         students = materialize(
             scored.transform(
@@ -321,15 +345,30 @@ def analyse_outputs(
             counts.update(outcome)
         return published
 
-    def disclose(items: list[tuple[str, DataFrame, list[str]]]) -> dict[str, DataFrame]:
-        # Small independent queries: side by side they keep the cores busy.
-        return dict(zip([table for table, _, _ in items], concurrently(check, items, concurrency), strict=True))
-
     with stage("analyses"):
-        analysed = analyse(computed, inputs["swv"], grid, rules, disclose)
+        budgets = computed["budgets"]
+        gross = score_group_gross(computed["unit_sums"], budgets, rules)
+        # Kept: the group drivers and change_explained both build on the SWV drivers, and
+        # change_explained is written after the disclosure check has read the groups.
+        drivers = materialize(change_drivers(budgets, computed["unit_scores"], gross))
+        groups = materialize(group_drivers(gross, drivers))
+        tables = analysis_tables(computed, inputs["swv"], grid, rules) | {
+            "change_explained": (groups, ["source_group"])
+        }
+        # Small independent queries: side by side they keep the cores busy.
+        checked = concurrently(check, [(table, frame, key) for table, (frame, key) in tables.items()], concurrency)
+        analysed = dict(zip(tables, checked, strict=True))
+        analysed["change_explained"] = change_explained(
+            with_rounding(drivers, groups), analysed["change_explained"], rules
+        )
     with stage("disclosure across tables") as counts:
         per_student = analysed["regional"].where("suppressed").select("year", "scenario", "swv_id")
-        allocations, outcomes = protect_allocations(computed, scenarios, per_student, disclosure_rules)
+        # Kept: counted here, gated and written later; each is a few thousand rows.
+        allocations = {
+            table: materialize(frame)
+            for table, frame in protect_allocations(computed, scenarios, per_student, disclosure_rules).items()
+        }
+        outcomes = allocation_outcomes(allocations)
         record.disclosure.update(outcomes)
         counts.update({f"{table}.suppressed_rows": outcome["suppressed_rows"] for table, outcome in outcomes.items()})
     comparison = with_withheld_per_student(analysed["scenario_comparison"], per_student)
@@ -354,3 +393,9 @@ def _population_sizes(facts: DataFrame, models: list, years: list[int]) -> dict[
             ]
         )
     return {f"{model}.{year}": n for (model, year), n in sorted(sizes.items())}
+
+
+def fit_logged(counts: pa.Table, models: list[ScoreModel], rules: ScoringRules, years: list[int]) -> list[EducationFit]:
+    """`scores.fit_education` as a logged stage (it runs on a driver thread of its own)."""
+    with stage("education fits"):
+        return fit_education(counts, models, rules, years)

@@ -15,6 +15,7 @@ Per teldatum year and model, every population student gets one row with one
 + c_mother_duration + c_wsnp`, with the coefficients joined from the model file as
 broadcast lookups and everything in DECIMAL, so ties and cutoffs are engine-independent.
 The functions are DataFrame -> DataFrame steps for `.transform`; `score_students` chains them.
+None of them keeps a frame: the orchestrator (`pipeline.compute`) decides that.
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ from onderwijsscore.imputation import (
     FEATURES,
     EducationFit,
     EducationModelSettings,
+    donor_recipients,
     donor_scores,
     education_counts,
     fit_education_models,
     with_imputed_education,
 )
 from onderwijsscore.models import ScoreModel, coefficient_lookup, start_lookup
-from onderwijsscore.runtime import materialize, stage
 from onderwijsscore.vocabulary import (
     CHARACTERISTICS,
     DONOR_PARENT_SOURCE,
@@ -403,24 +404,30 @@ def with_score(students: DataFrame, score_type: T.DecimalType) -> DataFrame:
     return students.withColumn("score", reduce(add, terms).cast(score_type))
 
 
-def with_donor_scores(students: DataFrame, donated: DataFrame, donor_paths: tuple[str, ...]) -> DataFrame:
-    """Fill the score of the donor paths with their donor's score (`imputation.donor_scores`)."""
+def with_donor_scores(own: DataFrame, donated: DataFrame, rules: ScoringRules) -> DataFrame:
+    """Every population student's row of `restricted/student_scores` (`OUTPUT_COLUMNS`): the
+    `own_scores`, the donor paths' score filled with their donor's (`imputation.donor_scores`)."""
+    donor_paths = tuple(rules.donor_levels)
     return (
-        students.join(donated, ["year", "model", "student_id"], "left")
+        own.join(donated, ["year", "model", "student_id"], "left")
         .withColumn(
             "score", F.when(F.col("score_source").isin(*donor_paths), F.col("donor_score")).otherwise(F.col("score"))
         )
-        .drop("donor_level", "donor_score")
+        .select(*OUTPUT_COLUMNS)
     )
 
 
 def score_students(
     inputs: dict[str, DataFrame], models: list[ScoreModel], rules: ScoringRules, years: list[int], seed: int
 ) -> tuple[DataFrame, dict[str, dict[int, dict[str, float | int | bool | None]]]]:
-    """`student_facts`, `fit_education` and `score_facts` in one: the scores and fit metrics of `inputs`."""
-    facts = materialize(student_facts(inputs, models, rules, years))
+    """Every step of domain.md §2-3 in one, lazily: the scores (`OUTPUT_COLUMNS`) and fit
+    metrics of `inputs`. The pipeline runs the same steps itself, keeping the frames that
+    later steps read again (`pipeline.compute`)."""
+    facts = student_facts(inputs, models, rules, years)
     fits = fit_education(education_counts(facts, rules.education_model, seed).toArrow(), models, rules, years)
-    return score_facts(facts, fits, models, rules, seed), fit_metrics(fits)
+    own = own_scores(facts, fits, models, rules)
+    donated = donor_scores(own, donor_recipients(own, rules.donor_levels), rules.donor_levels, seed)
+    return with_donor_scores(own, donated, rules), fit_metrics(fits)
 
 
 def fit_education(
@@ -428,21 +435,14 @@ def fit_education(
 ) -> list[EducationFit]:
     """The education model of every (model, year), fitted on the driver from the collected
     `imputation.education_counts` of the facts."""
-    with stage("education fits"):
-        groups = [(model.name, year) for model in models for year in years]
-        return fit_education_models(counts, rules.education_model, groups)
+    groups = [(model.name, year) for model in models for year in years]
+    return fit_education_models(counts, rules.education_model, groups)
 
 
-def score_facts(
-    facts: DataFrame, fits: list[EducationFit], models: list[ScoreModel], rules: ScoringRules, seed: int
-) -> DataFrame:
-    """Every population student of each model and year with score, score_source, categories
-    and coefficients (`OUTPUT_COLUMNS`), from its `student_facts` and the fitted education
-    models.
-
-    Computed now, as two logged stages: the own scores (kept: the donor search reads them
-    twice) and the donor search (kept). The scores returned are lazy on top of them.
-    """
+def own_scores(facts: DataFrame, fits: list[EducationFit], models: list[ScoreModel], rules: ScoringRules) -> DataFrame:
+    """The facts with categories, coefficients and score for the students scored on their
+    own data (paths 4 and 5; null on the donor and asylum paths), the expected coefficient
+    of an unknown parent education from the fitted education models."""
     spark = facts.sparkSession
     score_type = rules.score_type
 
@@ -450,23 +450,18 @@ def score_facts(
         frames = [lookup(spark, model, score_type).withColumn("model", F.lit(model.name)) for model in models]
         return reduce(DataFrame.unionByName, frames)
 
-    features = rules.education_model.features
-    with stage("own scores"):
-        own_scores = materialize(
-            facts.transform(
-                with_imputed_education,
-                fits,
-                {model.name: model for model in models},
-                features,
-                rules.expected_coefficient_type,
-            )
-            .transform(with_categories)
-            .transform(with_coefficients, per_model(coefficient_lookup), per_model(start_lookup))
-            .transform(with_score, score_type)
+    return (
+        facts.transform(
+            with_imputed_education,
+            fits,
+            {model.name: model for model in models},
+            rules.education_model.features,
+            rules.expected_coefficient_type,
         )
-    with stage("donor search"):
-        donated = materialize(donor_scores(own_scores, rules.donor_levels, seed))
-    return own_scores.transform(with_donor_scores, donated, tuple(rules.donor_levels)).select(*OUTPUT_COLUMNS)
+        .transform(with_categories)
+        .transform(with_coefficients, per_model(coefficient_lookup), per_model(start_lookup))
+        .transform(with_score, score_type)
+    )
 
 
 def fit_metrics(fits: list[EducationFit]) -> dict[str, dict[int, dict[str, float | int | bool | None]]]:

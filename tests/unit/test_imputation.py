@@ -18,6 +18,7 @@ from pyspark.sql import types as T
 from helpers import contract_schema
 from onderwijsscore.imputation import (
     EducationFit,
+    donor_recipients,
     donor_scores,
     education_counts,
     fit_education_models,
@@ -288,7 +289,8 @@ def scored_frame(spark: SparkSession, students: list[Scored]) -> DataFrame:
 
 def donated(frame: DataFrame, scoring_rules, seed: int) -> dict[str, tuple[int, Decimal]]:
     """recipient -> (level its donor was found at, donor score)."""
-    chosen = donor_scores(frame, scoring_rules.donor_levels, seed).collect()
+    levels = scoring_rules.donor_levels
+    chosen = donor_scores(frame, donor_recipients(frame, levels), levels, seed).collect()
     return {row["student_id"]: (row["donor_level"], row["donor_score"]) for row in chosen}
 
 
