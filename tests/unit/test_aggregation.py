@@ -5,7 +5,7 @@ from pyspark.sql import functions as F
 from helpers import physical_plan
 from onderwijsscore.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
 from onderwijsscore.cutoffs import scenario_cutoffs
-from onderwijsscore.settings import Settings
+from onderwijsscore.scenarios import ScenarioGrid
 from onderwijsscore.vocabulary import ASYLUM_SOURCE
 
 STUDENTS = (
@@ -42,14 +42,15 @@ def scenario(shares, principles, thresholds=(0,)):
 
 
 def computed_unit_scores(spark, config):
-    grid = Settings.from_config(
+    grid = ScenarioGrid.from_yaml(
         config.with_overrides(
             "scenarios",
             scenario_id="{model}_p{target_share}_{principle}_f{threshold}",
             models={"lwoo": scenario([50], ["school", "residence"], (0, 10)), "pro": scenario([50], ["vestiging"])},
             small_unit_max_students=3,
-        )
-    ).scenarios
+        )["scenarios"],
+        "conf/scenarios.yaml",
+    )
     students = population(spark)
     cutoffs = scenario_cutoffs(students, grid)
     band_sums = unit_band_sums(with_band(students, cutoffs, grid), grid)
@@ -109,15 +110,16 @@ def test_band_sums_equal_expanding_every_student_per_scenario(spark, config):
     """Nested target groups: unit scores from per-band sums equal the direct definition —
     each scenario's target group, C − D per student, summed per unit — for several shares
     (one cutoff on a tie) and both principles."""
-    grid = Settings.from_config(
+    grid = ScenarioGrid.from_yaml(
         config.with_overrides(
             "scenarios",
             models={
                 "lwoo": {**scenario([20, 50, 70], ["school", "residence"]), "asylum_share": "target_share"},
                 "pro": scenario([30], ["vestiging"]),
             },
-        )
-    ).scenarios
+        )["scenarios"],
+        "conf/scenarios.yaml",
+    )
     rows = [(2020, "lwoo", f"t{i}", "V1", Decimal("0.5"), "computed", "A", "B") for i in range(3)]  # a tie block
     students = population(spark).unionByName(spark.createDataFrame(rows, STUDENTS))
     cutoffs = scenario_cutoffs(students, grid)

@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 from helpers import physical_plan
 from onderwijsscore.cutoffs import approximate_cutoffs, exact_cutoffs, scenario_cutoffs
 from onderwijsscore.errors import PipelineError
-from onderwijsscore.settings import Settings
+from onderwijsscore.scenarios import ScenarioGrid
 from onderwijsscore.vocabulary import ASYLUM_SOURCE
 
 STUDENTS = "year int, model string, student_id string, score decimal(12,6), score_source string"
@@ -23,7 +23,7 @@ def students(spark, scores, asylum=0, year=2020, model="lwoo"):
 
 def grid(config, **models):
     """A grid from the project's scenarios.yaml with other models: a config change only."""
-    return Settings.from_config(config.with_overrides("scenarios", models=models)).scenarios
+    return ScenarioGrid.from_yaml(config.with_overrides("scenarios", models=models)["scenarios"], "conf/scenarios.yaml")
 
 
 def lwoo(*shares, asylum_share="target_share"):
@@ -132,11 +132,12 @@ def random_population(spark, rows=4000, distinct_scores=3001):
 def test_exact_cutoffs_equal_a_brute_force_sort_and_the_candidates_stay_within_bound(spark, config):
     accuracy = 100  # coarse on purpose, so the candidates are off and the exact pass has work to do
     shares = [5, 10, 15, 20, 25, 30]
-    coarse = Settings.from_config(
+    coarse = ScenarioGrid.from_yaml(
         config.with_overrides(
             "scenarios", models={"lwoo": lwoo(*shares)}, percentiles={"accuracy": accuracy, "bracket_errors": 2}
-        )
-    ).scenarios
+        )["scenarios"],
+        "conf/scenarios.yaml",
+    )
     population = random_population(spark)
     cutoffs = scenario_cutoffs(population, coarse).collect()
 
@@ -160,11 +161,12 @@ def test_exact_cutoffs_equal_a_brute_force_sort_and_the_candidates_stay_within_b
 def test_candidates_do_not_depend_on_partitioning_or_row_order(spark, config):
     """A sketch's candidates depend on the order its values arrive in; the cutoffs, the
     candidates included, are the same however the students are partitioned and ordered."""
-    coarse = Settings.from_config(
+    coarse = ScenarioGrid.from_yaml(
         config.with_overrides(
             "scenarios", models={"lwoo": lwoo(5, 20, 30)}, percentiles={"accuracy": 100, "bracket_errors": 2}
-        )
-    ).scenarios
+        )["scenarios"],
+        "conf/scenarios.yaml",
+    )
     population = random_population(spark, rows=60_000, distinct_scores=10**6)  # the sketches compress
     one_partition = population.repartition(1)
     shuffled = population.repartition(16, F.xxhash64("student_id", F.lit("shuffle")))
