@@ -7,8 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from onderwijsscore.config import conf_dir_beside, load_config
-from onderwijsscore.serving import with_columns_section
+from onderwijsscore.catalogue import with_columns_section
+from onderwijsscore.config import conf_dir_beside
+from onderwijsscore.settings import load_settings
 
 
 def main(argv=None) -> int:
@@ -19,7 +20,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     document = Path(args.document)
-    document.write_text(with_columns_section(document.read_text(), load_config(args.config)))
+    document.write_text(with_columns_section(document.read_text(), load_settings(args.config).outputs))
     return 0
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from onderwijsscore.config import conf_dir_beside, load_config
 from onderwijsscore.errors import PipelineError
 from onderwijsscore.runtime import build_session, configure_logging, delta_jars
-from onderwijsscore.serving import OutputDescriptions, ServeSettings, register_published, session_settings, start_server
+from onderwijsscore.serving import ServeSettings, register_published, session_settings, start_server
+from onderwijsscore.settings import Settings
 
 log = logging.getLogger("onderwijsscore")
 
@@ -42,21 +43,21 @@ def main(argv=None) -> int:
     settings.serve_dir.mkdir(parents=True, exist_ok=True)
     java_options = config["spark"].get("local", {}).get("spark.driver.extraJavaOptions", "")
     spark = build_session(config, "onderwijsscore-serve", session_settings(settings, delta_jars(config), java_options))
-    descriptions = OutputDescriptions.from_config(config)
+    catalogue = Settings.from_config(config).outputs
     stop, refresh = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: refresh.set())
     pid_file = settings.serve_dir / "server.pid"
     try:
-        register_published(spark, settings, descriptions)
+        register_published(spark, settings, catalogue)
         server = start_server(spark)
         pid_file.write_text(str(os.getpid()))
         log.info("serving %s", settings.jdbc_url)
         while not stop.wait(0.5):
             if refresh.is_set():
                 refresh.clear()
-                register_published(spark, settings, descriptions)
+                register_published(spark, settings, catalogue)
         server.stop()
     except PipelineError as error:  # nothing published yet
         log.error("not serving: %s", error)

@@ -34,6 +34,7 @@ from onderwijsscore.analyses import (
 )
 from onderwijsscore.assignment import assign_swv, stop_on_undetermined_swv
 from onderwijsscore.budgets import lwoo_budgets, pro_amounts, pro_board_amounts, pro_funding_years
+from onderwijsscore.catalogue import Catalogue
 from onderwijsscore.cutoffs import scenario_cutoffs
 from onderwijsscore.disclosure import (
     DisclosureRules,
@@ -62,9 +63,6 @@ from onderwijsscore.settings import PipelineSettings, Settings
 from onderwijsscore.snapshot import published_years
 
 log = logging.getLogger("onderwijsscore")
-
-# Tables whose slice for a year pairs it with the previous year (domain.md §7).
-YEAR_PAIR_TABLES = ("stability", "change_explained")
 
 
 @dataclass(frozen=True)
@@ -136,10 +134,12 @@ def stale_year_pairs(published: dict[str, set[int]], years: list[int]) -> tuple[
     return stale, sorted(covered)
 
 
-def refuse_stale_year_pairs(spark: SparkSession, run_settings: RunSettings) -> None:
+def refuse_stale_year_pairs(spark: SparkSession, catalogue: Catalogue, run_settings: RunSettings) -> None:
     """Stop (before the input is read) a run whose years would leave published year-pair
     slices computed from another run's neighbour year."""
-    published = published_years(spark, run_settings.output_root, run_settings.export_zone, YEAR_PAIR_TABLES)
+    # Tables whose slice for a year pairs it with the previous year (domain.md §7).
+    pair_tables = catalogue.slice_tables("pair_years")
+    published = published_years(spark, run_settings.output_root, run_settings.export_zone, pair_tables)
     stale, covered = stale_year_pairs(published, run_settings.years)
     if stale:
         raise PipelineError(
@@ -176,7 +176,7 @@ def run(spark: SparkSession, settings: Settings, run_settings: RunSettings) -> R
         publishing = False
         try:
             publication.recover(spark, run_settings.output_root, runs_path, record.run_id)
-            refuse_stale_year_pairs(spark, run_settings)
+            refuse_stale_year_pairs(spark, settings.outputs, run_settings)
             with releasing(spark):
                 with stage("read and check input", record.row_counts):
                     mapped = mapped_register_codes(settings.scored_models)
@@ -287,34 +287,36 @@ def compute(
         raise_if_failed(report)
 
     lwoo_ids, pro_ids = grid.scenario_ids(budget_rules.lwoo_model), grid.scenario_ids(budget_rules.pro_model)
-    pair_years = [year for year in years if year - 1 in years]
-    slices = {
-        "student_scores": {"year": years, "model": [m.name for m in models]},
-        "cutoffs": {"year": years, "scenario": lwoo_ids + pro_ids},
-        "unit_scores": {"year": years, "scenario": lwoo_ids + pro_ids},
-        "budgets": {"year": years, "scenario": lwoo_ids},
-        "pro_amounts": {"year": funding.paid, "scenario": pro_ids},
-        "pro_board_amounts": {"year": funding.paid, "scenario": pro_ids},
-        "profiles": {"year": years, "scenario": lwoo_ids + pro_ids},
-        "stability": {"year": pair_years, "scenario": lwoo_ids},
-        "redistribution": {"year": years, "scenario": lwoo_ids},
-        "regional": {"year": years, "scenario": lwoo_ids},
-        "regional_rollup": {"year": years, "scenario": lwoo_ids},
-        "scenario_comparison": {"year": years, "pair": [pair_id(a, b) for a, b in analysis_rules.scenario_pairs]},
-        "change_explained": {"year": pair_years, "scenario": lwoo_ids},
+    slice_values = {
+        "run_years": years,
+        "pair_years": [year for year in years if year - 1 in years],
+        "funding_years": funding.paid,
+        "scored_models": [model.name for model in models],
+        "scenarios": lwoo_ids + pro_ids,
+        "lwoo_scenarios": lwoo_ids,
+        "pro_scenarios": pro_ids,
+        "scenario_pairs": [pair_id(a, b) for a, b in analysis_rules.scenario_pairs],
     }
-    student_level = {"student_scores"}  # the restricted zone; every export table is an aggregate
-    return [
-        publication.Output(
-            run_settings.restricted_zone if table in student_level else run_settings.export_zone,
-            table,
-            frame,
-            slices[table],
-            aggregate=table not in student_level,
-        )
-        for table, frame in (computed | published).items()  # allocation tables as published
-        if all(slices[table].values())  # a one-year run has no year pairs; skipped funding years
-    ]
+    return publication_outputs(computed | published, settings.outputs, slice_values, run_settings)
+
+
+def publication_outputs(
+    frames: dict[str, DataFrame], catalogue: Catalogue, slice_values: dict[str, list], run_settings: RunSettings
+) -> list[publication.Output]:
+    """Each frame as the slice its catalogue entry describes (zone, partition values); a
+    table whose slice is empty in this run (a one-year run has no year pairs, a funding year
+    may go unpaid) is not written, and the log says so."""
+    zones = {"restricted": run_settings.restricted_zone, "export": run_settings.export_zone}
+    outputs = []
+    for table, frame in frames.items():
+        spec = catalogue.tables[table]
+        values = {column: slice_values[rule] for column, rule in spec.slice.items()}
+        if not all(values.values()):
+            empty = ", ".join(f"{column} ({spec.slice[column]})" for column, found in values.items() if not found)
+            log.info("%s/%s: no slice in this run (no %s); not written", spec.zone, table, empty)
+            continue
+        outputs.append(publication.Output(zones[spec.zone], table, frame, values, aggregate=spec.aggregate))
+    return outputs
 
 
 def analyse_outputs(

@@ -31,6 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from onderwijsscore.catalogue import Catalogue
 from onderwijsscore.config import Config
 from onderwijsscore.runtime import literal_frame
 from onderwijsscore.snapshot import RUNS_TABLE, Snapshot, read_published
@@ -89,47 +90,6 @@ def session_settings(settings: ServeSettings, jars: list[str], java_options: str
     }
 
 
-@dataclass(frozen=True)
-class OutputDescriptions:
-    """conf/outputs.yaml: what each export table and column means."""
-
-    tables: dict[str, str]  # table -> description
-    columns: dict[str, dict[str, str]]  # table -> column -> description, common columns included
-
-    @classmethod
-    def from_config(cls, config: Config) -> OutputDescriptions:
-        raw = config["outputs"]
-        return cls(
-            tables={table: spec["description"] for table, spec in raw["tables"].items()},
-            columns={table: {**raw["common"], **spec["columns"]} for table, spec in raw["tables"].items()},
-        )
-
-
-def columns_markdown(config: Config) -> str:
-    """The column section of docs/outputs.md, from conf/outputs.yaml."""
-    raw = config["outputs"]
-    lines = ["| column | meaning |", "|---|---|"]
-    lines += [f"| `{column}` | {text} |" for column, text in raw["common"].items()]
-    for table, spec in raw["tables"].items():
-        lines += ["", f"### `export/{table}`", "", spec["description"], "", "| column | meaning |", "|---|---|"]
-        lines += [f"| `{column}` | {text} |" for column, text in spec["columns"].items()]
-    return "\n".join(lines) + "\n"
-
-
-COLUMNS_BEGIN = "<!-- columns: generated from conf/outputs.yaml by `make docs`; edit that file -->"
-COLUMNS_END = "<!-- end of generated columns -->"
-
-
-def with_columns_section(document: str, config: Config) -> str:
-    """`document` with the text between the column markers replaced by `columns_markdown`
-    (the markers appended first when absent)."""
-    if COLUMNS_BEGIN not in document:
-        document = f"{document.rstrip()}\n\n## Columns\n\n{COLUMNS_BEGIN}\n{COLUMNS_END}\n"
-    head, rest = document.split(COLUMNS_BEGIN, 1)
-    _, tail = rest.split(COLUMNS_END, 1)
-    return f"{head}{COLUMNS_BEGIN}\n{columns_markdown(config)}{COLUMNS_END}{tail}"
-
-
 def with_comments(frame: DataFrame, comments: dict[str, str]) -> DataFrame:
     """`frame` with each described column's comment (what JDBC/ODBC clients show)."""
     return frame.select(
@@ -140,7 +100,7 @@ def with_comments(frame: DataFrame, comments: dict[str, str]) -> DataFrame:
     )
 
 
-def register_published(spark: SparkSession, settings: ServeSettings, descriptions: OutputDescriptions) -> Snapshot:
+def register_published(spark: SparkSession, settings: ServeSettings, catalogue: Catalogue) -> Snapshot:
     """(Re-)register every export table, as of the last succeeded run, as a view of the
     database, and `runs` up to that run; a table no longer published is dropped.
     Columns carry their descriptions as comments. A global temporary view has no table
@@ -151,11 +111,11 @@ def register_published(spark: SparkSession, settings: ServeSettings, description
     registered = {row.viewName for row in spark.sql(f"SHOW VIEWS IN {settings.database}").collect()}
     frames[TABLES_VIEW] = literal_frame(
         spark,
-        sorted((table, descriptions.tables.get(table)) for table in frames),
+        sorted((table, spec.description if (spec := catalogue.tables.get(table)) else None) for table in frames),
         T.StructType.fromDDL("table_name string, description string"),
     )
     for table, frame in frames.items():
-        with_comments(frame, descriptions.columns.get(table, {})).createOrReplaceGlobalTempView(table)
+        with_comments(frame, catalogue.comments(table)).createOrReplaceGlobalTempView(table)
     for gone in registered - set(frames):
         spark.catalog.dropGlobalTempView(gone)
     log.info("serving %d tables as of run %s", len(frames), snapshot.run_id)

@@ -7,8 +7,7 @@ raw YAML. Every problem is a `ConfigFileError` naming the file and the key, incl
 missing key or a value of the wrong type. The run record's config hash comes from here.
 
 Spark session settings (`conf/spark.yaml`) stay with `runtime.build_session`; the other
-jobs' own files (`sample_data`, `serve`, `outputs`, the report's section) are parsed by
-those jobs.
+jobs' own files (`sample_data`, `serve`, the report's section) are parsed by those jobs.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from typing import Any, TypeVar
 from onderwijsscore.analyses import AnalysisRules
 from onderwijsscore.assignment import AssignmentRules
 from onderwijsscore.budgets import BudgetRules
+from onderwijsscore.catalogue import Catalogue
 from onderwijsscore.config import Config, load_config
 from onderwijsscore.disclosure import DisclosureRules
 from onderwijsscore.errors import ConfigFileError, PipelineError
@@ -84,6 +84,7 @@ class Settings:
     quality: QualityRules
     analyses: AnalysisRules
     disclosure: DisclosureRules
+    outputs: Catalogue
 
     @property
     def config_hash(self) -> str:
@@ -131,6 +132,7 @@ class Settings:
             quality=parse("quality", lambda raw, file: QualityRules.from_yaml(raw, file, set(models))),
             analyses=parse("analyses", lambda raw, file: AnalysisRules.from_yaml(raw, file, scenarios)),
             disclosure=parse("disclosure", DisclosureRules.from_yaml),
+            outputs=parse("outputs", Catalogue.from_yaml),
         )
 
 

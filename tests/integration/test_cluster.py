@@ -18,7 +18,6 @@ from pyspark.sql import functions as F
 
 from helpers import PROJECT_ROOT, RUN_YEARS, TEST_SPARK, free_port
 from onderwijsscore.delta_io import read_table
-from onderwijsscore.pipeline import YEAR_PAIR_TABLES
 from onderwijsscore.runtime import delta_jars
 
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -120,7 +119,7 @@ def delta_tables(root: Path) -> list[Path]:
     return sorted(p.parent.relative_to(root) for p in root.glob("*/*/_delta_log"))
 
 
-def test_cluster_run_matches_local_run(spark, config, sample_input, standalone_cluster, request):
+def test_cluster_run_matches_local_run(spark, config, settings, sample_input, standalone_cluster, request):
     url, ui_port, env, tmp = standalone_cluster
     output = tmp / "output"
     command = [
@@ -169,7 +168,7 @@ def test_cluster_run_matches_local_run(spark, config, sample_input, standalone_c
     tables = sorted(p.parent.relative_to(output) for p in output.glob("*/*/_delta_log"))
     # A one-year run writes every table except those of year pairs.
     assert {t.name for t in tables} == {t.name for t in delta_tables(local_settings.output_root)} - set(
-        YEAR_PAIR_TABLES
+        settings.outputs.slice_tables("pair_years")
     )
     for table in tables:
         if table.name == "runs":

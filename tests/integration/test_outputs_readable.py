@@ -27,6 +27,20 @@ def test_every_output_table_reads_with_delta_rs(spark, local_run):
         assert read_arrow(path).num_rows == read_table(spark, path).count(), path.name
 
 
+def test_the_catalogue_describes_every_written_table_its_zone_partitions_and_columns(settings, local_run):
+    run_settings, _ = local_run
+    catalogue = settings.outputs
+    for path in written_tables(run_settings):
+        zone, name = path.parent.name, path.name
+        spec = catalogue.tables[name]
+        assert zone == spec.zone, name
+        metadata = DeltaTable(str(path)).metadata()
+        assert tuple(metadata.partition_columns) == spec.partition, name
+        columns = {field.name for field in DeltaTable(str(path)).schema().fields}
+        undescribed = columns - set(catalogue.comments(name))
+        assert not undescribed, f"{name}: columns not in conf/outputs.yaml: {sorted(undescribed)}"
+
+
 def test_run_record_names_this_run(spark, local_run):
     settings, record = local_run
     runs = read_table(spark, settings.output_root / "export" / "runs").collect()

@@ -18,9 +18,9 @@ from pyspark.sql import functions as F
 
 from helpers import PROJECT_ROOT, free_port
 from onderwijsscore import publication
+from onderwijsscore.catalogue import with_columns_section
 from onderwijsscore.delta_io import append, read_table
 from onderwijsscore.run_record import RunRecord
-from onderwijsscore.serving import columns_markdown, with_columns_section
 from onderwijsscore.snapshot import PublishedTables
 
 BEELINE = Path(sys.executable).parent.parent / "lib/python3.11/site-packages/pyspark/bin/beeline"
@@ -146,7 +146,7 @@ def test_the_endpoint_serves_the_last_succeeded_run_to_real_clients_and_nothing_
     assert (root / "_serve" / "derby.log").exists()
 
 
-def test_docs_outputs_md_holds_the_columns_of_conf_outputs_yaml(config):
+def test_docs_outputs_md_holds_the_columns_of_conf_outputs_yaml(settings):
     document = (PROJECT_ROOT / "docs" / "outputs.md").read_text()
-    assert with_columns_section(document, config) == document, "run `make docs`"
-    assert "| `per_student` | total / n_students, euros |" in columns_markdown(config)
+    assert with_columns_section(document, settings.outputs) == document, "run `make docs`"
+    assert "| `per_student` | total / n_students, euros |" in settings.outputs.columns_markdown()

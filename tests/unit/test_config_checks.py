@@ -66,6 +66,15 @@ def test_zones_must_be_separate_folders(config, restricted, export):
         Settings.from_config(broken)
 
 
+def test_a_slice_rule_per_partition_column_is_required(config):
+    broken = changed(config, "outputs", "tables.budgets.slice", {"year": "run_years"})  # scenario has none
+    with pytest.raises(ConfigFileError, match=r"outputs.yaml: tables.budgets.slice: a rule of .* for each partition"):
+        Settings.from_config(broken)
+    unknown = changed(config, "outputs", "tables.budgets.slice", {"year": "every_year", "scenario": "lwoo_scenarios"})
+    with pytest.raises(ConfigFileError, match=r"tables.budgets.slice"):
+        Settings.from_config(unknown)
+
+
 def written(config: Config, folder: Path) -> Path:
     """`config`'s files as YAML under `folder` (a config directory)."""
     for name, content in config.files.items():
