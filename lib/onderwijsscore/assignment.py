@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from onderwijsscore.contract import ContractError, Violation
-
 
 @dataclass(frozen=True)
 class AssignmentRules:
@@ -50,8 +48,8 @@ def assign_swv(
     swv_postcodes: DataFrame,
     rules: AssignmentRules,
 ) -> DataFrame:
-    """The student frame plus `swv_school` and `swv_residence` (check the result with
-    `stop_on_undetermined_swv`)."""
+    """The student frame plus `swv_school` and `swv_residence`. A vestiging whose SWV
+    `vestiging_swv` cannot determine stops the run at the input gates (`quality`)."""
     vestigingen = vestiging_swv(schools, swv_postcodes, rules)
     homes = addresses.select("year", F.col("person_id").alias("student_id"), F.col("postcode").alias("home_postcode"))
     home_region = swv_postcodes.select(F.col("postcode").alias("home_postcode"), F.col("swv_id").alias("home_swv"))
@@ -65,45 +63,3 @@ def assign_swv(
         .withColumn("swv_residence", F.when(F.col("rsvo"), swv_school).otherwise(F.coalesce("home_swv", swv_school)))
         .select(*students.columns, "swv_school", "swv_residence")
     )
-
-
-def stop_on_undetermined_swv(assigned: DataFrame, schools: DataFrame) -> None:
-    """Stop when an assigned student (`assign_swv`) has no `swv_school`: its vestiging has
-    no schools row for the year, or is not rsvo, has no override and its postcode no SWV.
-    One small job; materialize `assigned` first when it is expensive to recompute."""
-    listed = schools.select("year", "school_id", F.lit(True).alias("listed"))
-    undetermined = (
-        assigned.where(F.col("swv_school").isNull())
-        .groupBy("year", "school_id")
-        .agg(F.count(F.lit(1)).alias("students"))
-        .join(F.broadcast(listed), ["year", "school_id"], "left")
-        .agg(
-            F.count_if(F.col("listed").isNull()).alias("unlisted_vestigingen"),
-            F.coalesce(F.sum(F.when(F.col("listed").isNull(), F.col("students"))), F.lit(0)).alias("unlisted_students"),
-            F.count_if(F.col("listed")).alias("undetermined_vestigingen"),
-        )
-        .first()
-    )
-    violations = []
-    if undetermined.unlisted_students:
-        violations.append(
-            Violation(
-                "enrolment",
-                "school_id",
-                f"student's vestiging has no schools row for the teldatum year ({undetermined.unlisted_vestigingen} "
-                "vestigingen), so it has no SWV",
-                undetermined.unlisted_students,
-            )
-        )
-    if undetermined.undetermined_vestigingen:
-        violations.append(
-            Violation(
-                "schools",
-                "postcode",
-                "SWV undeterminable: vestiging with population students is not rsvo, has no swv_override and "
-                "its postcode is not in swv_postcodes",
-                undetermined.undetermined_vestigingen,
-            )
-        )
-    if violations:
-        raise ContractError(violations)

@@ -139,10 +139,10 @@ def lwoo_budgets(
         .join(fixed, ["year", "swv_id"], "left")
         .join(F.broadcast(pots), "year", "left")
     )
+    # A requested year without lwoo budget has stopped the run at the input gates (quality).
     _stop_on_missing(
         per_swv,
         [
-            ("budgets", "lwoo_budget", "no lwoo budget for a teldatum year with lwoo scores", "se_pot", ("year",)),
             (
                 "swv_budgets",
                 "swv_id",

@@ -32,7 +32,7 @@ from onderwijsscore.analyses import (
     score_group_gross,
     with_rounding,
 )
-from onderwijsscore.assignment import assign_swv, stop_on_undetermined_swv
+from onderwijsscore.assignment import assign_swv
 from onderwijsscore.budgets import lwoo_budgets, pro_amounts, pro_board_amounts, pro_funding_years
 from onderwijsscore.catalogue import Catalogue
 from onderwijsscore.cutoffs import scenario_cutoffs
@@ -223,7 +223,7 @@ def compute(
     with ThreadPoolExecutor(max_workers=1) as driver:
         fitting = driver.submit(fit_logged, education, models, scoring_rules, years)
         with stage("input gates"):
-            input_report = check_inputs(frames, facts, quality_rules, scoring_rules, years)
+            input_report = check_inputs(frames, facts, quality_rules, scoring_rules, settings.assignment, years)
             record.data_quality = input_report.to_dict()
             raise_if_failed(input_report)
             for warning in input_report.warnings:
@@ -250,7 +250,6 @@ def compute(
                 settings.assignment,
             )
         )
-        stop_on_undetermined_swv(students, frames["schools"])
     with stage("cutoffs"):
         cutoffs = scenario_cutoffs(students, grid)
         record.warnings += tie_warnings(cutoffs, quality_rules)

@@ -32,6 +32,7 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from onderwijsscore.assignment import AssignmentRules, vestiging_swv
 from onderwijsscore.contract import CONTRACT
 from onderwijsscore.errors import ConfigFileError, PipelineError
 from onderwijsscore.scores import ScoringRules, in_wsnp_window, with_teldatum
@@ -281,6 +282,7 @@ def check_inputs(
     facts: DataFrame,
     rules: QualityRules,
     scoring_rules: ScoringRules,
+    assignment_rules: AssignmentRules,
     years: list[int],
 ) -> GateReport:
     """Gate the contract's typed input frames (`Inputs.frames`) for the requested teldatum
@@ -291,7 +293,7 @@ def check_inputs(
     within their stop bands (outside a warning band: a warning). One Spark query gives
     every count.
     """
-    per_year = _per_requested_year(frames, facts, rules, scoring_rules, years)
+    per_year = _per_requested_year(frames, facts, rules, scoring_rules, assignment_rules, years)
     return _validate("input", _collected(per_year), _per_year_checks(rules))
 
 
@@ -364,6 +366,7 @@ def _per_requested_year(
     facts: DataFrame,
     rules: QualityRules,
     scoring_rules: ScoringRules,
+    assignment_rules: AssignmentRules,
     years: list[int],
 ) -> DataFrame:
     """One row per requested year: counts, budgets and shares; no ids."""
@@ -387,7 +390,7 @@ def _per_requested_year(
     counts = [
         rows_per_year,
         _enrolment_without_school(frames["enrolment"].where(in_years), frames["schools"]),
-        _vestigingen_without_swv(frames["schools"].where(in_years), frames["swv_postcodes"]),
+        _vestigingen_without_swv(frames["schools"].where(in_years), frames["swv_postcodes"], assignment_rules),
     ]
     with_counts = reduce(lambda left, right: left.join(right, "year", "left"), counts, requested)
     count_columns = [column for frame in counts for column in frame.columns if column != "year"]
@@ -427,12 +430,13 @@ def _enrolment_without_school(enrolment: DataFrame, schools: DataFrame) -> DataF
     )
 
 
-def _vestigingen_without_swv(schools: DataFrame, swv_postcodes: DataFrame) -> DataFrame:
-    """Vestigingen that are not rsvo, have no swv_override and whose postcode has no SWV."""
-    region = swv_postcodes.select("postcode", F.lit(True).alias("in_region"))
+def _vestigingen_without_swv(
+    schools: DataFrame, swv_postcodes: DataFrame, assignment_rules: AssignmentRules
+) -> DataFrame:
+    """Vestigingen whose SWV `assignment.vestiging_swv` cannot determine."""
     return (
-        schools.join(F.broadcast(region), "postcode", "left")
-        .where(~F.col("rsvo") & F.col("swv_override").isNull() & F.col("in_region").isNull())
+        vestiging_swv(schools, swv_postcodes, assignment_rules)
+        .where(F.col("swv_school").isNull())
         .groupBy("year")
         .agg(F.count(F.lit(1)).alias("vestigingen_without_swv"))
     )

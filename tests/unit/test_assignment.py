@@ -1,8 +1,7 @@
 import pytest
 
 from helpers import physical_plan
-from onderwijsscore.assignment import assign_swv, stop_on_undetermined_swv
-from onderwijsscore.contract import ContractError
+from onderwijsscore.assignment import assign_swv
 
 SCHOOLS = "year int, school_id string, board_id string, postcode string, rsvo boolean, swv_override string"
 STUDENTS = "year int, model string, student_id string, school_id string"
@@ -67,14 +66,3 @@ def test_each_assignment_rule(spark, rules):
     assert frame.columns == ["year", "model", "student_id", "school_id", "swv_school", "swv_residence"]
     plan = physical_plan(frame)
     assert "BroadcastHashJoin" in plan and "BatchEvalPython" not in plan and "ArrowEvalPython" not in plan
-
-
-def test_a_vestiging_without_swv_stops_the_run_without_naming_ids(spark, rules):
-    school_rows = [("lost", "9999", False, None), ("fine", "1000", False, None)]
-    enrolled = [("student_a", "lost"), ("student_b", "lost"), ("student_c", "unlisted"), ("student_d", "fine")]
-    with pytest.raises(ContractError) as stopped:
-        stop_on_undetermined_swv(assigned(spark, rules, school_rows, enrolled, []), schools(spark, *school_rows))
-    message = str(stopped.value)
-    assert "table schools, column postcode: SWV undeterminable" in message and "(1 rows)" in message
-    assert "table enrolment, column school_id" in message and "(1 vestigingen)" in message
-    assert not any(name in message for name in ("lost", "unlisted", "student_"))

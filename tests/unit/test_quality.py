@@ -97,7 +97,7 @@ def gated(spark, settings, rules, rows, years):
     """The input gates on `rows` (contract tables; missing ones empty) for `years`."""
     frames = frames_of(spark, rows)
     facts = student_facts(frames, [settings.models["lwoo"]], settings.scoring, years)
-    return check_inputs(frames, facts, rules, settings.scoring, years)
+    return check_inputs(frames, facts, rules, settings.scoring, settings.assignment, years)
 
 
 def assert_no_ids(report, error):
