@@ -11,7 +11,7 @@ from pathlib import Path
 
 from onderwijsscore.config import conf_dir_beside, load_config
 from onderwijsscore.runtime import build_session, configure_logging
-from onderwijsscore.sample_data import generate
+from onderwijsscore.sample_data.tables import generate
 
 
 def parse_args(argv):

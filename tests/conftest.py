@@ -23,7 +23,7 @@ from helpers import CONF_DIR, RUN_YEARS, SAMPLE_SCALE, SAMPLE_SEED, SAMPLE_YEARS
 from onderwijsscore import pipeline
 from onderwijsscore.config import load_config
 from onderwijsscore.runtime import build_session
-from onderwijsscore.sample_data import generate
+from onderwijsscore.sample_data.tables import generate
 from onderwijsscore.settings import Settings
 
 

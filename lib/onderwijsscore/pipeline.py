@@ -47,18 +47,13 @@ from onderwijsscore.disclosure import (
 from onderwijsscore.errors import PipelineError, describe
 from onderwijsscore.imputation import EducationFit, donor_recipients, donor_scores, education_counts
 from onderwijsscore.models import ScoreModel, mapped_register_codes
-from onderwijsscore.quality import check_inputs, check_outputs, raise_if_failed, tie_warnings
+from onderwijsscore.quality.expectations import raise_if_failed
+from onderwijsscore.quality.inputs import check_inputs
+from onderwijsscore.quality.outputs import check_outputs, tie_warnings
 from onderwijsscore.run_record import RunRecord, input_fingerprint
 from onderwijsscore.runtime import concurrently, materialize, releasing, stage
 from onderwijsscore.scenarios import ScenarioGrid
-from onderwijsscore.scores import (
-    ScoringRules,
-    fit_education,
-    fit_metrics,
-    own_scores,
-    student_facts,
-    with_donor_scores,
-)
+from onderwijsscore.scores import ScoringRules, fit_education, fit_metrics, own_scores, student_facts, with_donor_scores
 from onderwijsscore.settings import PipelineSettings, Settings
 from onderwijsscore.snapshot import published_years
 

@@ -27,7 +27,7 @@ from onderwijsscore.disclosure import DisclosureRules
 from onderwijsscore.errors import ConfigFileError, PipelineError
 from onderwijsscore.lease import LeaseSettings
 from onderwijsscore.models import ScoreModel, parse_model
-from onderwijsscore.quality import QualityRules
+from onderwijsscore.quality.rules import QualityRules
 from onderwijsscore.scenarios import ScenarioGrid
 from onderwijsscore.scores import ScoringRules, parse_scoring_rules
 

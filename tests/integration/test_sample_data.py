@@ -14,7 +14,10 @@ from helpers import SAMPLE_SEED as SEED
 from helpers import SAMPLE_YEARS as YEARS
 from onderwijsscore.contract import CONTRACT, read_inputs
 from onderwijsscore.models import mapped_register_codes
-from onderwijsscore.sample_data import SampleSpec, opaque_id, plan_geography, plan_swvs, sample_tables, uniform
+from onderwijsscore.sample_data.draws import opaque_id, uniform
+from onderwijsscore.sample_data.geography import plan_geography, plan_swvs
+from onderwijsscore.sample_data.spec import SampleSpec
+from onderwijsscore.sample_data.tables import sample_tables
 from onderwijsscore.vocabulary import EDUCATION_LEVELS
 
 

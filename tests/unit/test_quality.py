@@ -10,14 +10,9 @@ import pytest
 
 from onderwijsscore.contract import CONTRACT
 from onderwijsscore.errors import ConfigFileError
-from onderwijsscore.quality import (
-    QualityGateError,
-    check_cutoffs,
-    check_inputs,
-    check_outputs,
-    raise_if_failed,
-    tie_warnings,
-)
+from onderwijsscore.quality.expectations import QualityGateError, raise_if_failed
+from onderwijsscore.quality.inputs import check_inputs
+from onderwijsscore.quality.outputs import check_cutoffs, check_outputs, tie_warnings
 from onderwijsscore.scores import student_facts
 from onderwijsscore.settings import Settings
 
