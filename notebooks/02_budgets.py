@@ -21,7 +21,7 @@ from pathlib import Path
 from IPython.display import Image, display
 
 from onderwijsscore import report
-from onderwijsscore.analyses import pair_id
+from onderwijsscore.analyses.tables import pair_id
 from onderwijsscore.config import load_config
 from onderwijsscore.snapshot import PublishedTables
 

@@ -21,17 +21,15 @@ from pyspark.sql import functions as F
 
 from onderwijsscore import contract, delta_io, lease, publication
 from onderwijsscore.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
-from onderwijsscore.analyses import (
-    AnalysisRules,
-    analysis_tables,
+from onderwijsscore.analyses.change_explained import (
     change_drivers,
     change_explained,
     group_drivers,
-    pair_id,
-    profile_counts,
     score_group_gross,
     with_rounding,
 )
+from onderwijsscore.analyses.rules import AnalysisRules
+from onderwijsscore.analyses.tables import analysis_tables, pair_id, profile_counts
 from onderwijsscore.assignment import assign_swv
 from onderwijsscore.budgets import lwoo_budgets, pro_amounts, pro_board_amounts, pro_funding_years
 from onderwijsscore.catalogue import Catalogue

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from onderwijsscore.analyses import AnalysisRules
+from onderwijsscore.analyses.rules import AnalysisRules
 from onderwijsscore.assignment import AssignmentRules
 from onderwijsscore.budgets import BudgetRules
 from onderwijsscore.catalogue import Catalogue

@@ -5,17 +5,15 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import functions as F
 
-from onderwijsscore.analyses import (
-    Bins,
+from onderwijsscore.analyses.change_explained import (
     change_drivers,
     change_explained,
-    cross_table,
     group_drivers,
-    profile_counts,
-    profiles,
     score_group_gross,
     with_rounding,
 )
+from onderwijsscore.analyses.rules import Bins
+from onderwijsscore.analyses.tables import cross_table, profile_counts, profiles
 from onderwijsscore.disclosure import suppress
 
 D = Decimal

@@ -1,106 +1,24 @@
-"""Policy analyses of domain.md §7 (report chapters 3-6), from the run's staged outputs.
-
-Every table is in long or per-unit form that BI tools pivot, and carries `n_students`
-(the students behind each cell) for the disclosure check of `onderwijsscore.disclosure`, which
-removes it again unless it is a published count.
-
-- profiles: the population and target group by characteristic and category (ch. 3);
-- stability: SWVs by change of `total` from the previous year (tables 4.1.3/4.1.4);
-- redistribution: SWVs by `total − current_total` (tables 5.1.2/5.2.2);
-- regional, regional_rollup: per-student budgets per SWV and per shrink-region type (ch. 6);
-- scenario_comparison: two scenarios SWV by SWV (fig. 5.2.3, 6.3.3);
-- change_explained: each SWV's year-on-year change split into drivers that sum to it.
-"""
+"""The analysis tables of domain.md §7 but change_explained, before the disclosure check:
+profiles (ch. 3), stability and redistribution cross-tables (ch. 4-5), regional tables
+(ch. 6) and the scenario comparison."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from onderwijsscore.analyses.rules import AnalysisRules, Bins
 from onderwijsscore.contract import MONEY
-from onderwijsscore.errors import ConfigFileError
 from onderwijsscore.runtime import literal_frame
 from onderwijsscore.scenarios import ScenarioGrid
-from onderwijsscore.vocabulary import ASYLUM_SOURCE, CHARACTERISTICS
+from onderwijsscore.vocabulary import ASYLUM_SOURCE
 
 SHARE = T.DecimalType(7, 6)
-RATE = T.DecimalType(24, 12)  # EUR per net-score point: exact enough that drivers lose < 1 cent
 TOTAL_BIN = "total"
 YES, NO = "yes", "no"
-DERIVED_CHARACTERISTICS = ("dutch_parent", "asylum")
-
-
-@dataclass(frozen=True)
-class Bins:
-    """[lower, upper) bins between ascending edges, open at both ends."""
-
-    edges: tuple[Decimal, ...]
-
-    @classmethod
-    def from_yaml(cls, edges: list, file: str, key: str) -> Bins:
-        values = tuple(Decimal(str(edge)) for edge in edges)
-        if list(values) != sorted(set(values)):
-            raise ConfigFileError(file, key, "edges must be strictly ascending")
-        return cls(values)
-
-    def order(self, value: Column) -> Column:
-        """0-based bin of `value`: the number of edges at or below it."""
-        return reduce(lambda n, edge: n + (value >= F.lit(edge)).cast("int"), self.edges, F.lit(0))
-
-    @property
-    def labels(self) -> list[str]:
-        bounds = ["-inf", *(format(edge, "f") for edge in self.edges), "inf"]
-        return [f"[{lower}, {upper})" for lower, upper in zip(bounds, bounds[1:], strict=False)]
-
-
-@dataclass(frozen=True)
-class AnalysisRules:
-    characteristics: tuple[str, ...]
-    unknown_category: str
-    dutch_parent_origin_groups: tuple[str, ...]
-    stability: tuple[Bins, Bins]  # absolute (EUR), relative
-    redistribution: tuple[Bins, Bins]
-    scenario_pairs: tuple[tuple[str, str], ...]
-    rest_shrink_type: str
-    no_area_swvs: tuple[str, ...]
-    source_groups: dict[str, tuple[str, ...]]  # driver group -> score_sources
-
-    @classmethod
-    def from_yaml(cls, raw: dict, file: str, grid: ScenarioGrid) -> AnalysisRules:
-        """conf/analyses.yaml, checked against the scenario grid; problems raise `ConfigFileError`."""
-        profiles = raw["profiles"]
-        unsupported = set(profiles["characteristics"]) - {*CHARACTERISTICS, *DERIVED_CHARACTERISTICS}
-        if unsupported:
-            raise ConfigFileError(file, "profiles.characteristics", f"unknown {sorted(unsupported)}")
-        known = {s.scenario_id for s in grid.scenarios}
-        pairs = tuple((a, b) for a, b in raw["scenario_pairs"])
-        if not {s for pair in pairs for s in pair} <= known:
-            raise ConfigFileError(file, "scenario_pairs", "a scenario is not in conf/scenarios.yaml")
-        return cls(
-            characteristics=tuple(profiles["characteristics"]),
-            unknown_category=profiles["unknown_category"],
-            dutch_parent_origin_groups=tuple(profiles["dutch_parent_origin_groups"]),
-            stability=_bin_pair(raw["stability"], file, "stability"),
-            redistribution=_bin_pair(raw["redistribution"], file, "redistribution"),
-            scenario_pairs=pairs,
-            rest_shrink_type=raw["regional"]["rest_shrink_type"],
-            no_area_swvs=tuple(raw["regional"]["no_area_swvs"]),
-            source_groups={g: tuple(s) for g, s in raw["change_explained"]["source_groups"].items()},
-        )
-
-
-def _bin_pair(raw: dict, file: str, key: str) -> tuple[Bins, Bins]:
-    return (
-        Bins.from_yaml(raw["absolute_edges"], file, f"{key}.absolute_edges"),
-        Bins.from_yaml(raw["relative_edges"], file, f"{key}.relative_edges"),
-    )
-
-
 # --- profiles -------------------------------------------------------------------------
 
 
@@ -337,179 +255,6 @@ def scenario_comparison(budgets: DataFrame, rules: AnalysisRules) -> DataFrame:
         for a, b in rules.scenario_pairs
     ]
     return reduce(DataFrame.unionByName, pairs)
-
-
-# --- change explained -----------------------------------------------------------------
-
-FIXED_DRIVERS = ("fixed_parts", "se_part", "iq_threshold", "iq_national_rate")
-
-
-def driver_column(group: str) -> str:
-    return f"iq_{group}"
-
-
-def score_group_gross(unit_sums: DataFrame, budgets: DataFrame, rules: AnalysisRules) -> DataFrame:
-    """Per (year, scenario, swv_id, source_group): gross score and target-group students of
-    the `score_source` group, every configured group present (0 when empty); from the
-    `aggregation.scenario_unit_sums` of the scenarios with budgets (lwoo)."""
-    unit_sums = unit_sums.join(F.broadcast(budgets.select("scenario").distinct()), "scenario")
-    group = F.lit(None)
-    for name, sources in reversed(rules.source_groups.items()):
-        group = F.when(F.col("score_source").isin(*sources), name).otherwise(group)
-    sums = unit_sums.groupBy("year", "scenario", F.col("unit_id").alias("swv_id"), group.alias("source_group")).agg(
-        F.sum("gross").alias("gross"), F.sum("n_target").alias("n_target")
-    )
-    groups = literal_frame(
-        unit_sums.sparkSession, [(g,) for g in rules.source_groups], T.StructType.fromDDL("source_group string")
-    )
-    every_group = sums.select("year", "scenario", "swv_id").distinct().crossJoin(F.broadcast(groups))
-    return every_group.join(sums, ["year", "scenario", "swv_id", "source_group"], "left").fillna(
-        0, ["gross", "n_target"]
-    )
-
-
-def change_drivers(budgets: DataFrame, units: DataFrame, group_gross: DataFrame) -> DataFrame:
-    """Per (year t, scenario, swv_id) with year t − 1 in the frames: the change of `total`
-    and its drivers (domain.md §7) but the groups' and `rounding` (`group_drivers`,
-    `with_rounding`), with the previous year's rate `rate_prev` they need.
-
-    With r the amount per net-score point (lwoo_iq pot / Σ net scores), N the net score and
-    A_g the gross score of score-source group g: lwoo_iq ≈ r·N, so
-        Δ(r·N) = Σ_g r_{t−1}·ΔA_g  +  r_{t−1}·Δ(N − ΣA_g)  +  N_t·Δr
-    (groups, threshold incl. the floor at 0, national rate); `rounding` is the rest:
-    largest-remainder cents and the rounding of the drivers to cents. An SWV missing in
-    one of the years counts as 0 there.
-    """
-    net = units.select("year", "scenario", F.col("unit_id").alias("swv_id"), "net_score")
-    per_swv = (
-        budgets.join(net, ["year", "scenario", "swv_id"], "left")
-        .join(
-            group_gross.groupBy("year", "scenario", "swv_id").agg(F.sum("gross").alias("gross")),
-            ["year", "scenario", "swv_id"],
-            "left",
-        )
-        .fillna(0, ["net_score", "gross"])
-    )
-    rate = (
-        per_swv.groupBy("year", "scenario")
-        .agg((F.sum("lwoo_iq").cast(MONEY) / F.sum("net_score").cast(T.DecimalType(18, 6))).alias("rate"))
-        .select("year", "scenario", F.coalesce(F.col("rate").cast(RATE), F.lit(0).cast(RATE)).alias("rate"))
-    )
-    state = per_swv.select(
-        "year",
-        "scenario",
-        "swv_id",
-        "total",
-        (F.col("regional") + F.col("pro")).alias("fixed"),
-        "lwoo_se",
-        "net_score",
-        (F.col("net_score") - F.col("gross")).alias("net_less_gross"),
-    )
-    rates = rate.join(
-        rate.select((F.col("year") + 1).alias("year"), "scenario", F.col("rate").alias("rate_prev")),
-        ["year", "scenario"],
-    )
-    previous = state.select(
-        (F.col("year") + 1).alias("year"),
-        "scenario",
-        "swv_id",
-        *[F.col(c).alias(f"{c}_prev") for c in ("total", "fixed", "lwoo_se", "net_score", "net_less_gross")],
-    )
-    both = (
-        state.join(previous, ["year", "scenario", "swv_id"], "full")
-        .join(F.broadcast(rates), ["year", "scenario"])
-        .fillna(0)
-    )
-    r_prev = F.col("rate_prev")
-    money = {
-        "fixed_parts": F.col("fixed") - F.col("fixed_prev"),
-        "se_part": F.col("lwoo_se") - F.col("lwoo_se_prev"),
-        "iq_threshold": r_prev * (F.col("net_less_gross") - F.col("net_less_gross_prev")),
-        "iq_national_rate": F.col("net_score") * (F.col("rate") - r_prev),
-    }
-    return both.select(
-        "year",
-        "scenario",
-        "swv_id",
-        "rate_prev",
-        F.col("total_prev").cast(MONEY).alias("total_prev"),
-        F.col("total").cast(MONEY).alias("total"),
-        *[value.cast(MONEY).alias(name) for name, value in money.items()],
-    )
-
-
-def group_drivers(group_gross: DataFrame, drivers: DataFrame) -> DataFrame:
-    """Per (year, scenario, swv_id, source_group) of `change_drivers`: the group's driver
-    `iq_group` (r_{t−1}·ΔA_g) and the students behind it, for the disclosure check."""
-    previous_groups = group_gross.select(
-        (F.col("year") + 1).alias("year"),
-        "scenario",
-        "swv_id",
-        "source_group",
-        F.col("gross").alias("gross_prev"),
-        F.col("n_target").alias("n_target_prev"),
-    )
-    return (
-        group_gross.join(previous_groups, ["year", "scenario", "swv_id", "source_group"], "full")
-        .fillna(0, ["gross", "n_target", "gross_prev", "n_target_prev"])
-        .join(drivers.select("year", "scenario", "swv_id", "rate_prev"), ["year", "scenario", "swv_id"])
-        .select(
-            "year",
-            "scenario",
-            "swv_id",
-            "source_group",
-            (F.col("rate_prev") * (F.col("gross") - F.col("gross_prev"))).cast(MONEY).alias("iq_group"),
-            # A year's group on 1-9 students is small even beside a large other year: the
-            # driver is that group's gross score when the other year's group is empty.
-            F.coalesce(
-                F.least(F.nullif(F.col("n_target"), F.lit(0)), F.nullif(F.col("n_target_prev"), F.lit(0))), F.lit(0)
-            ).alias("n_students"),
-        )
-    )
-
-
-def with_rounding(drivers: DataFrame, groups: DataFrame) -> DataFrame:
-    """`change_drivers` plus `rounding`: the change of `total` the drivers and the group
-    drivers (`group_drivers`) leave unexplained."""
-    explained = reduce(lambda total, name: total + F.col(name), FIXED_DRIVERS, F.col("groups_total"))
-    rounding = (F.col("total") - F.col("total_prev") - explained).cast(MONEY)
-    return (
-        drivers.join(
-            groups.groupBy("year", "scenario", "swv_id").agg(F.sum("iq_group").alias("groups_total")),
-            ["year", "scenario", "swv_id"],
-            "left",
-        )
-        .fillna(0, ["groups_total"])
-        .withColumn("rounding", rounding)
-        .drop("rate_prev", "groups_total")
-    )
-
-
-def change_explained(drivers: DataFrame, groups: DataFrame, rules: AnalysisRules) -> DataFrame:
-    """One row per (year, scenario, swv_id): `drivers` plus the group drivers of `groups`
-    (after the disclosure check: null where suppressed) as `iq_<group>` columns, and
-    `suppressed` when any of them is."""
-    key = ["year", "scenario", "swv_id"]
-    per_swv = groups.groupBy(*key).agg(
-        *[
-            F.max(F.when(F.col("source_group") == g, F.col("iq_group"))).alias(driver_column(g))
-            for g in rules.source_groups
-        ],
-        F.max("suppressed").alias("suppressed"),
-    )
-    group_drivers = [driver_column(g) for g in rules.source_groups]
-    return drivers.join(per_swv, key, "left").select(
-        *key,
-        "total_prev",
-        "total",
-        "fixed_parts",
-        "se_part",
-        *group_drivers,
-        "iq_threshold",
-        "iq_national_rate",
-        "rounding",
-        F.coalesce("suppressed", F.lit(False)).alias("suppressed"),
-    )
 
 
 # --- all tables -----------------------------------------------------------------------
