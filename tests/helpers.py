@@ -4,6 +4,7 @@ parameters, paths, and small builders. Test modules import from here, never from
 import contextlib
 import io
 import socket
+from collections import Counter
 from pathlib import Path
 
 from pyspark.sql import DataFrame
@@ -53,3 +54,15 @@ def physical_plan(frame: DataFrame) -> str:
     with contextlib.redirect_stdout(printed):
         frame.explain()
     return printed.getvalue()
+
+
+def assert_same_rows(actual: DataFrame, expected: DataFrame) -> None:
+    """The same column names and types and the same rows in any order, exactly (to the cent
+    and the bit). pyspark.testing.assertDataFrameEqual would do, but in pyspark 4.1 it
+    imports pyspark.pandas, which fails with the pinned pandas 3 (no DateOffset)."""
+    types = [(field.name, field.dataType) for field in actual.schema.fields]
+    assert types == [(field.name, field.dataType) for field in expected.schema.fields]
+    got, want = Counter(actual.collect()), Counter(expected.collect())
+    assert got == want, (
+        f"only in actual: {list((got - want).elements())[:5]}; only in expected: {list((want - got).elements())[:5]}"
+    )

@@ -16,7 +16,7 @@ import pyspark
 import pytest
 from pyspark.sql import functions as F
 
-from helpers import PROJECT_ROOT, RUN_YEARS, TEST_SPARK, free_port
+from helpers import PROJECT_ROOT, RUN_YEARS, TEST_SPARK, assert_same_rows, free_port
 from onderwijsscore.delta_io import read_table
 from onderwijsscore.runtime import delta_jars
 
@@ -111,10 +111,6 @@ def build_py_files(target: Path) -> Path:
     return Path(shutil.make_archive(str(target / "onderwijsscore"), "zip", PROJECT_ROOT / "lib", "onderwijsscore"))
 
 
-def canonical_rows(frame):
-    return sorted(tuple(str(value) for value in row) for row in frame.drop("run_id").collect())
-
-
 def delta_tables(root: Path) -> list[Path]:
     return sorted(p.parent.relative_to(root) for p in root.glob("*/*/_delta_log"))
 
@@ -173,9 +169,9 @@ def test_cluster_run_matches_local_run(spark, config, settings, sample_input, st
     for table in tables:
         if table.name == "runs":
             continue
-        cluster_rows = canonical_rows(read_table(spark, output / table))
-        years = {row.year for row in read_table(spark, output / table).select("year").distinct().collect()}
+        cluster = read_table(spark, output / table).drop("run_id")
+        years = {row.year for row in cluster.select("year").distinct().collect()}
         local = read_table(spark, local_settings.output_root / table).where(F.col("year").isin(*years))
-        assert cluster_rows == canonical_rows(local), table
+        assert_same_rows(cluster, local.drop("run_id"))
     runs = read_table(spark, output / "export" / "runs").collect()
     assert [row.status for row in runs] == ["succeeded"]

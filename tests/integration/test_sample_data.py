@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from helpers import SAMPLE_SCALE as SCALE
 from helpers import SAMPLE_SEED as SEED
 from helpers import SAMPLE_YEARS as YEARS
+from helpers import assert_same_rows
 from onderwijsscore.contract import CONTRACT, read_inputs
 from onderwijsscore.models import mapped_register_codes
 from onderwijsscore.sample_data.draws import opaque_id, uniform
@@ -255,12 +256,9 @@ def test_education_relates_to_income_and_partner(inputs, models):
 
 
 def test_same_seed_same_data(spark, config, inputs):
-    def content(frame: DataFrame) -> list:
-        return frame.orderBy(*frame.columns).collect()
-
     again = sample_tables(spark, SampleSpec.from_config(config, SCALE, SEED, YEARS))
     for name in ("enrolment", "income"):
-        assert content(again[name]()) == content(inputs[name])
+        assert_same_rows(again[name](), inputs[name])
 
 
 def test_other_seed_other_data(spark, config):
