@@ -55,6 +55,13 @@ def _postcode(name: str, nullable: bool = False) -> Col:
     return Col(name, "str", nullable=nullable, pattern=r"^[0-9]{4}$")
 
 
+def _yearly_register(name: str, value: Col) -> TableDef:
+    """A register of one value per person and year; a year may have no rows."""
+    return TableDef(
+        name, (Col("year", "int"), Col("person_id", "str"), value), key=("year", "person_id"), non_empty=False
+    )
+
+
 CONTRACT: dict[str, TableDef] = {
     t.name: t
     for t in (
@@ -85,32 +92,9 @@ CONTRACT: dict[str, TableDef] = {
             (Col("child_id", "str"), Col("father_id", "str", nullable=True), Col("mother_id", "str", nullable=True)),
             key=("child_id",),
         ),
-        TableDef(
-            "education",
-            (
-                Col("year", "int"),
-                Col("person_id", "str"),
-                Col("education_level", "str", nullable=True, domain=EDUCATION_LEVELS),
-            ),
-            key=("year", "person_id"),
-            non_empty=False,
-        ),
-        TableDef(
-            "income",
-            (
-                Col("year", "int"),
-                Col("person_id", "str"),
-                Col("income_percentile", "int", nullable=True, min=1, max=100),
-            ),
-            key=("year", "person_id"),
-            non_empty=False,
-        ),
-        TableDef(
-            "residence_duration",
-            (Col("year", "int"), Col("person_id", "str"), Col("duration_class", "str", domain=DURATION_CLASSES)),
-            key=("year", "person_id"),
-            non_empty=False,
-        ),
+        _yearly_register("education", Col("education_level", "str", nullable=True, domain=EDUCATION_LEVELS)),
+        _yearly_register("income", Col("income_percentile", "int", nullable=True, min=1, max=100)),
+        _yearly_register("residence_duration", Col("duration_class", "str", domain=DURATION_CLASSES)),
         TableDef(
             "wsnp",
             (Col("person_id", "str"), Col("start_date", "date"), Col("end_date", "date", nullable=True)),
@@ -122,12 +106,7 @@ CONTRACT: dict[str, TableDef] = {
             key=("person_id",),
             non_empty=False,
         ),
-        TableDef(
-            "addresses",
-            (Col("year", "int"), Col("person_id", "str"), _postcode("postcode", nullable=True)),
-            key=("year", "person_id"),
-            non_empty=False,
-        ),
+        _yearly_register("addresses", _postcode("postcode", nullable=True)),
         TableDef(
             "schools",
             (

@@ -84,8 +84,8 @@ class RunSettings:
             years=sorted(years or pipeline.years),
             seed=pipeline.seed,
             input_format=pipeline.input_format,
-            restricted_zone=pipeline.restricted_zone,
-            export_zone=pipeline.export_zone,
+            restricted_zone=pipeline.zones["restricted"],
+            export_zone=pipeline.zones["export"],
             concurrency=pipeline.concurrency,
             lease_settings=pipeline.lease,
         )

@@ -90,16 +90,10 @@ class ScenarioGrid:
 
     def frame(self, spark: SparkSession) -> DataFrame:
         """One row per scenario: its parameters, for broadcast joins."""
-        schema = T.StructType(
-            [
-                T.StructField("scenario", T.StringType(), False),
-                T.StructField("model", T.StringType(), False),
-                T.StructField("target_share", T.IntegerType(), False),
-                T.StructField("asylum_share", T.IntegerType(), False),
-                T.StructField("principle", T.StringType(), False),
-                T.StructField("unit_type", T.StringType(), False),
-                T.StructField("threshold_share", THRESHOLD_SHARE, False),
-            ]
+        schema = T.StructType.fromDDL(
+            "scenario string not null, model string not null, target_share int not null, "
+            "asylum_share int not null, principle string not null, unit_type string not null, "
+            f"threshold_share {THRESHOLD_SHARE.simpleString()} not null"
         )
         rows = [
             (

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from onderwijsscore.analyses.rules import AnalysisRules
 from onderwijsscore.assignment import AssignmentRules
 from onderwijsscore.budgets import BudgetRules
-from onderwijsscore.catalogue import Catalogue
+from onderwijsscore.catalogue import ZONES, Catalogue
 from onderwijsscore.config import Config, load_config
 from onderwijsscore.disclosure import DisclosureRules
 from onderwijsscore.errors import ConfigFileError, PipelineError
@@ -39,17 +39,16 @@ MODELS_DIR = "models"
 class PipelineSettings:
     """conf/pipeline.yaml: the run's defaults and how it publishes."""
 
-    years: tuple[int, ...]
-    seed: int
+    years: tuple[int, ...]  # teldatum years a run computes unless told otherwise
+    seed: int  # drives every random choice: same seed, same output
     input_format: str
-    restricted_zone: str
-    export_zone: str
+    zones: dict[str, str]  # zone (catalogue.ZONES) -> its folder under the output root
     concurrency: int  # independent Spark jobs (disclosure checks, writes) run side by side
     lease: LeaseSettings  # one run at a time per output root
 
     @classmethod
     def from_yaml(cls, raw: dict, file: str) -> PipelineSettings:
-        zones = {zone: raw["zones"][zone] for zone in ("restricted", "export")}
+        zones = {zone: raw["zones"][zone] for zone in ZONES}
         restricted, export = (Path(zones[zone]) for zone in ("restricted", "export"))
         if restricted == export or restricted in export.parents or export in restricted.parents:
             raise ConfigFileError(file, "zones", "restricted and export must be separate, not nested, folders")
@@ -60,8 +59,7 @@ class PipelineSettings:
             years=tuple(sorted(int(year) for year in raw["years"])),
             seed=int(raw["seed"]),
             input_format=raw["input_format"],
-            restricted_zone=zones["restricted"],
-            export_zone=zones["export"],
+            zones=zones,
             concurrency=concurrency,
             lease=LeaseSettings(
                 heartbeat_seconds=float(raw["lease"]["heartbeat_seconds"]),

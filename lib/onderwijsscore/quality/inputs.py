@@ -18,27 +18,6 @@ from onderwijsscore.quality.rules import DATED_TABLES, SHARES, QualityRules
 from onderwijsscore.scores import ScoringRules, in_wsnp_window, with_teldatum
 from onderwijsscore.vocabulary import PARENT_ROLES
 
-
-def check_inputs(
-    frames: Mapping[str, DataFrame],
-    facts: DataFrame,
-    rules: QualityRules,
-    scoring_rules: ScoringRules,
-    assignment_rules: AssignmentRules,
-    years: list[int],
-) -> GateReport:
-    """Gate the contract's typed input frames (`Inputs.frames`) for the requested teldatum
-    years, with the population shares measured on the scoring's `student_facts`.
-
-    Per requested year: the configured tables have rows, the lwoo budget is there, every
-    enrolment's school and every vestiging's SWV exist, and the population shares lie
-    within their stop bands (outside a warning band: a warning). One Spark query gives
-    every count.
-    """
-    per_year = _per_requested_year(frames, facts, rules, scoring_rules, assignment_rules, years)
-    return validate("input", collected(per_year), _per_year_checks(rules))
-
-
 # The columns that place a row of a table in a teldatum year.
 _YEAR_COLUMNS = {"wsnp": ("start_date", "end_date"), "asylum": ("registration_date",)}
 
@@ -103,15 +82,22 @@ def _per_year_checks(rules: QualityRules) -> list[Check]:
     return checks
 
 
-def _per_requested_year(
+def check_inputs(
     frames: Mapping[str, DataFrame],
     facts: DataFrame,
     rules: QualityRules,
     scoring_rules: ScoringRules,
     assignment_rules: AssignmentRules,
     years: list[int],
-) -> DataFrame:
-    """One row per requested year: counts, budgets and shares; no ids."""
+) -> GateReport:
+    """Gate the contract's typed input frames (`Inputs.frames`) for the requested teldatum
+    years, with the population shares measured on the scoring's `student_facts`.
+
+    Per requested year: the configured tables have rows, the lwoo budget is there, every
+    enrolment's school and every vestiging's SWV exist, and the population shares lie
+    within their stop bands (outside a warning band: a warning). One Spark query gives
+    every count: one row per requested year of counts, budgets and shares, no ids.
+    """
     in_years = F.col("year").isin(*years)
     tables = rules.tables_with_every_year
     requested = frames["enrolment"].sparkSession.range(1).select(F.explode(F.array(*map(F.lit, years))).alias("year"))
@@ -136,12 +122,13 @@ def _per_requested_year(
     ]
     with_counts = reduce(lambda left, right: left.join(right, "year", "left"), counts, requested)
     count_columns = [column for frame in counts for column in frame.columns if column != "year"]
-    return (
+    per_year = (
         with_counts.fillna(0, count_columns)
         .join(frames["budgets"].select("year", "lwoo_budget"), "year", "left")
         .join(_population_shares(facts, rules), "year", "left")
         .orderBy("year")
     )
+    return validate("input", collected(per_year), _per_year_checks(rules))
 
 
 def _rows_of_years(
