@@ -43,7 +43,6 @@ from onderwijsscore.disclosure import (
     with_withheld_per_student,
 )
 from onderwijsscore.errors import PipelineError, describe
-from onderwijsscore.imputation import EducationFit, donor_recipients, donor_scores, education_counts
 from onderwijsscore.models import ScoreModel, mapped_register_codes
 from onderwijsscore.quality.expectations import raise_if_failed
 from onderwijsscore.quality.inputs import check_inputs
@@ -51,7 +50,11 @@ from onderwijsscore.quality.outputs import check_outputs, tie_warnings
 from onderwijsscore.run_record import RunRecord, input_fingerprint
 from onderwijsscore.runtime import concurrently, materialize, releasing, stage
 from onderwijsscore.scenarios import ScenarioGrid
-from onderwijsscore.scores import ScoringRules, fit_education, fit_metrics, own_scores, student_facts, with_donor_scores
+from onderwijsscore.scoring.donors import donor_recipients, donor_scores
+from onderwijsscore.scoring.education import EducationFit, education_counts
+from onderwijsscore.scoring.facts import student_facts
+from onderwijsscore.scoring.rules import ScoringRules
+from onderwijsscore.scoring.score import fit_education, fit_metrics, own_scores, with_donor_scores
 from onderwijsscore.settings import PipelineSettings, Settings
 from onderwijsscore.snapshot import published_years
 
@@ -390,6 +393,6 @@ def _population_sizes(facts: DataFrame, models: list, years: list[int]) -> dict[
 
 
 def fit_logged(counts: pa.Table, models: list[ScoreModel], rules: ScoringRules, years: list[int]) -> list[EducationFit]:
-    """`scores.fit_education` as a logged stage (it runs on a driver thread of its own)."""
+    """`scoring.score.fit_education` as a logged stage (it runs on a driver thread of its own)."""
     with stage("education fits"):
         return fit_education(counts, models, rules, years)

@@ -29,7 +29,7 @@ from onderwijsscore.lease import LeaseSettings
 from onderwijsscore.models import ScoreModel, parse_model
 from onderwijsscore.quality.rules import QualityRules
 from onderwijsscore.scenarios import ScenarioGrid
-from onderwijsscore.scores import ScoringRules, parse_scoring_rules
+from onderwijsscore.scoring.rules import ScoringRules, parse_scoring_rules
 
 T = TypeVar("T")
 MODELS_DIR = "models"

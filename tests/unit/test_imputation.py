@@ -16,17 +16,16 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from helpers import contract_schema
-from onderwijsscore.imputation import (
+from onderwijsscore.runtime import literal_frame
+from onderwijsscore.scoring.donors import donor_recipients, donor_scores
+from onderwijsscore.scoring.education import (
     EducationFit,
-    donor_recipients,
-    donor_scores,
     education_counts,
     fit_education_models,
     with_imputed_education,
 )
-from onderwijsscore.logistic import MultinomialFit, fit_multinomial, probabilities
-from onderwijsscore.runtime import literal_frame
-from onderwijsscore.scores import score_students
+from onderwijsscore.scoring.logistic import MultinomialFit, fit_multinomial, probabilities
+from onderwijsscore.scoring.score import score_students
 from onderwijsscore.vocabulary import EDUCATION_LEVELS, ORIGIN_GROUPS, SCORE_SOURCES
 
 SEED = 11
@@ -115,7 +114,7 @@ def independent_parents() -> list[dict]:
 
 
 def independent_features(year: int, family: dict, role: str) -> list[float]:
-    """The model's features as domain.md §3 names them, built here without onderwijsscore.imputation:
+    """The model's features as domain.md §3 names them, built here without onderwijsscore.scoring.education:
     income percentile (0 when missing) and a missing flag, age, sex (1 = mother), the
     partner's level one-hot (8 levels + unknown), the child's origin one-hot (8 + unknown)."""
     partner = "mother" if role == "father" else "father"

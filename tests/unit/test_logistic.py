@@ -1,4 +1,4 @@
-"""onderwijsscore.logistic against Spark ML's LogisticRegression on the expanded unit-weight rows."""
+"""onderwijsscore.scoring.logistic against Spark ML's LogisticRegression on the expanded unit-weight rows."""
 
 from itertools import product
 
@@ -8,7 +8,7 @@ from pyspark.ml.classification import LogisticRegression, LogisticRegressionMode
 from pyspark.ml.linalg import Vectors
 from pyspark.sql import SparkSession
 
-from onderwijsscore.logistic import fit_multinomial, probabilities
+from onderwijsscore.scoring.logistic import fit_multinomial, probabilities
 
 N_LABELS = 8
 GROUP_SIZE = 9

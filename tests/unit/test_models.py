@@ -11,7 +11,7 @@ import yaml
 
 from onderwijsscore.errors import ConfigFileError
 from onderwijsscore.models import coefficient_lookup, parse_model, start_lookup
-from onderwijsscore.scores import parse_scoring_rules
+from onderwijsscore.scoring.rules import parse_scoring_rules
 from onderwijsscore.vocabulary import CHARACTERISTICS
 
 # The brochure's figure 1, in the contract's category order.

@@ -13,7 +13,7 @@ from onderwijsscore.errors import ConfigFileError
 from onderwijsscore.quality.expectations import QualityGateError, raise_if_failed
 from onderwijsscore.quality.inputs import check_inputs
 from onderwijsscore.quality.outputs import check_cutoffs, check_outputs, tie_warnings
-from onderwijsscore.scores import student_facts
+from onderwijsscore.scoring.facts import student_facts
 from onderwijsscore.settings import Settings
 
 # Ids carry a marker so a test can prove no message or report ever quotes one.

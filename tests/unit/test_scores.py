@@ -19,7 +19,7 @@ from pyspark.sql import types as T
 from helpers import contract_schema, physical_plan
 from onderwijsscore.models import coefficient_lookup, start_lookup
 from onderwijsscore.runtime import literal_frame
-from onderwijsscore.scores import OUTPUT_COLUMNS, score_students, with_coefficients, with_score
+from onderwijsscore.scoring.score import OUTPUT_COLUMNS, score_students, with_coefficients, with_score
 from onderwijsscore.vocabulary import CHARACTERISTICS
 
 YEAR = 2022

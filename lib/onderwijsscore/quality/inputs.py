@@ -15,7 +15,8 @@ from pyspark.sql import functions as F
 from onderwijsscore.assignment import AssignmentRules, vestiging_swv
 from onderwijsscore.quality.expectations import Check, GateReport, collected, validate, zero_sum
 from onderwijsscore.quality.rules import DATED_TABLES, SHARES, QualityRules
-from onderwijsscore.scores import ScoringRules, in_wsnp_window, with_teldatum
+from onderwijsscore.scoring.facts import in_wsnp_window, with_teldatum
+from onderwijsscore.scoring.rules import ScoringRules
 from onderwijsscore.vocabulary import PARENT_ROLES
 
 # The columns that place a row of a table in a teldatum year.
