@@ -11,6 +11,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from onderwijsscore.contract import CANONICAL_TYPES, CONTRACT
+from onderwijsscore.models import ScoreModel
+from onderwijsscore.runtime import materialize
+from onderwijsscore.scoring.donors import donor_recipients, donor_scores
+from onderwijsscore.scoring.education import education_counts
+from onderwijsscore.scoring.facts import student_facts
+from onderwijsscore.scoring.rules import ScoringRules
+from onderwijsscore.scoring.score import fit_education, fit_metrics, own_scores, with_donor_scores
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -66,3 +73,16 @@ def assert_same_rows(actual: DataFrame, expected: DataFrame) -> None:
     assert got == want, (
         f"only in actual: {list((got - want).elements())[:5]}; only in expected: {list((want - got).elements())[:5]}"
     )
+
+
+def score_students(
+    inputs: dict[str, DataFrame], models: list[ScoreModel], rules: ScoringRules, years: list[int], seed: int
+) -> tuple[DataFrame, dict]:
+    """Every scoring step on `inputs`, kept where `pipeline.compute` keeps them: the scores
+    (`OUTPUT_COLUMNS`) and the fit metrics per model and year."""
+    facts = materialize(student_facts(inputs, models, rules, years))
+    fits = fit_education(education_counts(facts, rules.education_model, seed).toArrow(), models, rules, years)
+    own = materialize(own_scores(facts, fits, models, rules))
+    recipients = materialize(donor_recipients(own, rules.donor_levels))
+    donated = materialize(donor_scores(own, recipients, rules.donor_levels, seed))
+    return with_donor_scores(own, donated, rules), fit_metrics(fits)

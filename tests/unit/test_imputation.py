@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from helpers import contract_schema
+from helpers import contract_schema, score_students
 from onderwijsscore.runtime import literal_frame
 from onderwijsscore.scoring.donors import donor_recipients, donor_scores
 from onderwijsscore.scoring.education import (
@@ -25,7 +25,6 @@ from onderwijsscore.scoring.education import (
     with_imputed_education,
 )
 from onderwijsscore.scoring.logistic import MultinomialFit, fit_multinomial, probabilities
-from onderwijsscore.scoring.score import score_students
 from onderwijsscore.vocabulary import EDUCATION_LEVELS, ORIGIN_GROUPS, SCORE_SOURCES
 
 SEED = 11

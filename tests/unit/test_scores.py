@@ -16,10 +16,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from helpers import contract_schema, physical_plan
+from helpers import contract_schema, physical_plan, score_students
 from onderwijsscore.models import coefficient_lookup, start_lookup
 from onderwijsscore.runtime import literal_frame
-from onderwijsscore.scoring.score import OUTPUT_COLUMNS, score_students, with_coefficients, with_score
+from onderwijsscore.scoring.score import OUTPUT_COLUMNS, with_coefficients, with_score
 from onderwijsscore.vocabulary import CHARACTERISTICS
 
 YEAR = 2022

@@ -1,8 +1,7 @@
 """The score (domain.md §2): `D = start(track) + c_father_education + c_mother_education
 + c_origin_group + c_mother_duration + c_wsnp`, with the coefficients joined from the
 model file as broadcast lookups and everything in DECIMAL, so ties and cutoffs are
-engine-independent; the donor paths take their donor's score. `score_students` chains
-every step of the package lazily."""
+engine-independent; the donor paths take their donor's score."""
 
 from __future__ import annotations
 
@@ -16,14 +15,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from onderwijsscore.models import ScoreModel, coefficient_lookup, start_lookup
-from onderwijsscore.scoring.donors import donor_recipients, donor_scores
 from onderwijsscore.scoring.education import (
     EducationFit,
-    education_counts,
     fit_education_models,
     with_imputed_education,
 )
-from onderwijsscore.scoring.facts import student_facts
 from onderwijsscore.scoring.rules import ScoringRules
 from onderwijsscore.vocabulary import CHARACTERISTICS, DONOR_SOURCES, EDUCATION_CHARACTERISTICS, IMPUTED
 
@@ -94,19 +90,6 @@ def with_donor_scores(own: DataFrame, donated: DataFrame, rules: ScoringRules) -
         )
         .select(*OUTPUT_COLUMNS)
     )
-
-
-def score_students(
-    inputs: dict[str, DataFrame], models: list[ScoreModel], rules: ScoringRules, years: list[int], seed: int
-) -> tuple[DataFrame, dict[str, dict[int, dict[str, float | int | bool | None]]]]:
-    """Every step of domain.md §2-3 in one, lazily: the scores (`OUTPUT_COLUMNS`) and fit
-    metrics of `inputs`. The pipeline runs the same steps itself, keeping the frames that
-    later steps read again (`pipeline.compute`)."""
-    facts = student_facts(inputs, models, rules, years)
-    fits = fit_education(education_counts(facts, rules.education_model, seed).toArrow(), models, rules, years)
-    own = own_scores(facts, fits, models, rules)
-    donated = donor_scores(own, donor_recipients(own, rules.donor_levels), rules.donor_levels, seed)
-    return with_donor_scores(own, donated, rules), fit_metrics(fits)
 
 
 def fit_education(
