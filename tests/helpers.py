@@ -28,6 +28,11 @@ TEST_SPARK = {
     "spark.default.parallelism": "2",
     "spark.driver.memory": "4g",
     "spark.databricks.delta.snapshotPartitions": "2",
+    # Tiny data: compiling a generated class per stage (Janino) costs more than the stage's
+    # rows; interpreted expressions give the same results (the cluster test compares this
+    # session's run with a run in generated code).
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     # Tiny data: most JVM time goes to compiling code that runs briefly; C1 only is faster.
     # C1 alone gets a 48 MB code cache by default, which Spark's generated code can fill
     # (the JVM then fails on method handles): reserve the tiered default.
