@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     try:
         settings = load_settings(args.config)
         run_settings = pipeline.RunSettings.create(settings.pipeline, args.input, args.output, years)
-        lease.refuse_if_held(run_settings.output_root, run_settings.lease_settings)  # before Spark starts
+        lease.refuse_if_held(run_settings.output_root, run_settings.pipeline.lease)  # before Spark starts
     except PipelineError as error:
         logging.getLogger("onderwijsscore").error("run stopped: %s", error)
         return 2

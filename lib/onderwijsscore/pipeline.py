@@ -63,38 +63,20 @@ log = logging.getLogger("onderwijsscore")
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What one run computes: its input, output root and teldatum years, with the
-    pipeline settings of conf/pipeline.yaml."""
+    """What one run computes: its input, output root and teldatum years; how it runs
+    (seed, input format, zones, concurrency, lease) is conf/pipeline.yaml's `pipeline`."""
 
     input_root: Path
     output_root: Path
     years: list[int]
-    seed: int
-    input_format: str
-    restricted_zone: str
-    export_zone: str
-    concurrency: int  # independent Spark jobs (disclosure checks, writes) run side by side
-    lease_settings: lease.LeaseSettings  # one run at a time per output root
+    pipeline: PipelineSettings
 
     @classmethod
     def create(
         cls, pipeline: PipelineSettings, input_root: str | Path, output_root: str | Path, years: list[int] | None = None
     ) -> RunSettings:
         """`years` (default: conf/pipeline.yaml's) of `input_root` into `output_root`."""
-        return cls(
-            input_root=Path(input_root),
-            output_root=Path(output_root),
-            years=sorted(years or pipeline.years),
-            seed=pipeline.seed,
-            input_format=pipeline.input_format,
-            restricted_zone=pipeline.zones["restricted"],
-            export_zone=pipeline.zones["export"],
-            concurrency=pipeline.concurrency,
-            lease_settings=pipeline.lease,
-        )
-
-    def table_path(self, zone: str, table: str) -> Path:
-        return self.output_root / zone / table
+        return cls(Path(input_root), Path(output_root), sorted(years or pipeline.years), pipeline)
 
 
 def run_job(spark: SparkSession, settings: Settings, run_settings: RunSettings) -> int:
@@ -135,7 +117,7 @@ def refuse_stale_year_pairs(spark: SparkSession, catalogue: Catalogue, run_setti
     slices computed from another run's neighbour year."""
     # Tables whose slice for a year pairs it with the previous year (domain.md §7).
     pair_tables = catalogue.slice_tables("pair_years")
-    published = published_years(spark, run_settings.output_root, run_settings.export_zone, pair_tables)
+    published = published_years(spark, run_settings.output_root, run_settings.pipeline.zones["export"], pair_tables)
     stale, covered = stale_year_pairs(published, run_settings.years)
     if stale:
         raise PipelineError(
@@ -160,7 +142,7 @@ def run(spark: SparkSession, settings: Settings, run_settings: RunSettings) -> R
         run_settings.input_root,
         run_settings.output_root,
     )
-    runs_path = run_settings.table_path(run_settings.export_zone, "runs")
+    runs_path = run_settings.output_root / run_settings.pipeline.zones["export"] / "runs"
 
     def succeeded(commits: dict[str, delta_io.Commit]) -> None:
         """The commit point: every slice is written; the marker is still there."""
@@ -168,7 +150,7 @@ def run(spark: SparkSession, settings: Settings, run_settings: RunSettings) -> R
         record.row_counts.update({name: commit.rows for name, commit in commits.items()})
         delta_io.append(record.to_frame(spark, "succeeded"), runs_path, record.run_id)
 
-    with lease.held(run_settings.output_root, record.run_id, run_settings.lease_settings):
+    with lease.held(run_settings.output_root, record.run_id, run_settings.pipeline.lease):
         publishing = False
         try:
             publication.recover(spark, run_settings.output_root, runs_path, record.run_id)
@@ -177,7 +159,7 @@ def run(spark: SparkSession, settings: Settings, run_settings: RunSettings) -> R
                 with stage("read and check input", record.row_counts):
                     mapped = mapped_register_codes(settings.scored_models)
                     inputs = contract.read_inputs(
-                        spark, run_settings.input_root, run_settings.input_format, mapped_codes=mapped
+                        spark, run_settings.input_root, run_settings.pipeline.input_format, mapped_codes=mapped
                     )
                     record.row_counts.update({f"input.{name}": rows for name, rows in inputs.row_counts.items()})
                 outputs = [
@@ -185,7 +167,8 @@ def run(spark: SparkSession, settings: Settings, run_settings: RunSettings) -> R
                     for output in compute(spark, settings, run_settings, inputs, record)
                 ]
                 publishing = True
-                publication.publish(outputs, run_settings.output_root, record, succeeded, run_settings.concurrency)
+                concurrency = run_settings.pipeline.concurrency
+                publication.publish(outputs, run_settings.output_root, record, succeeded, concurrency)
         except Exception as error:
             if publishing:  # undo this run's own partial publication
                 publication.recover(spark, run_settings.output_root, runs_path, record.run_id)
@@ -213,7 +196,7 @@ def compute(
     with stage("register facts"):
         facts = materialize(student_facts(frames, models, scoring_rules, years))
     with stage("education count table") as counts:
-        education = education_counts(facts, scoring_rules.education_model, run_settings.seed).toArrow()
+        education = education_counts(facts, scoring_rules.education_model, run_settings.pipeline.seed).toArrow()
         counts["rows"] = education.num_rows
     # The fits are driver work: they run while Spark checks the input.
     with ThreadPoolExecutor(max_workers=1) as driver:
@@ -234,7 +217,7 @@ def compute(
         own = materialize(own_scores(facts, fits, models, scoring_rules))  # the donor search reads it twice
     with stage("donor search"):
         recipients = materialize(donor_recipients(own, scoring_rules.donor_levels))  # read three times
-        donated = materialize(donor_scores(own, recipients, scoring_rules.donor_levels, run_settings.seed))
+        donated = materialize(donor_scores(own, recipients, scoring_rules.donor_levels, run_settings.pipeline.seed))
     scored = with_donor_scores(own, donated, scoring_rules)
     with stage("assign SWVs"):
         students = materialize(
@@ -274,7 +257,7 @@ def compute(
         analysis_rules,
         settings.disclosure,
         record,
-        run_settings.concurrency,
+        run_settings.pipeline.concurrency,
     )
     with stage("output gates"):
         report = input_report + check_outputs(computed, frames["budgets"])
@@ -292,16 +275,16 @@ def compute(
         "pro_scenarios": pro_ids,
         "scenario_pairs": [pair_id(a, b) for a, b in analysis_rules.scenario_pairs],
     }
-    return publication_outputs(computed | published, settings.outputs, slice_values, run_settings)
+    return publication_outputs(computed | published, settings.outputs, slice_values, run_settings.pipeline.zones)
 
 
 def publication_outputs(
-    frames: dict[str, DataFrame], catalogue: Catalogue, slice_values: dict[str, list], run_settings: RunSettings
+    frames: dict[str, DataFrame], catalogue: Catalogue, slice_values: dict[str, list], zones: dict[str, str]
 ) -> list[publication.Output]:
-    """Each frame as the slice its catalogue entry describes (zone, partition values); a
-    table whose slice is empty in this run (a one-year run has no year pairs, a funding year
-    may go unpaid) is not written, and the log says so."""
-    zones = {"restricted": run_settings.restricted_zone, "export": run_settings.export_zone}
+    """Each frame as the slice its catalogue entry describes (zone, partition values), in
+    its zone's folder (`zones`: conf/pipeline.yaml); a table whose slice is empty in this
+    run (a one-year run has no year pairs, a funding year may go unpaid) is not written,
+    and the log says so."""
     outputs = []
     for table, frame in frames.items():
         spec = catalogue.tables[table]
