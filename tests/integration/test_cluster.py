@@ -33,6 +33,8 @@ def cluster_env(tmp: Path) -> dict[str, str]:
         "SPARK_LOG_DIR": str(tmp / "logs"),
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
+        # The master and workers only coordinate: quick compilation spares the shared cores.
+        "SPARK_DAEMON_JAVA_OPTS": "-XX:TieredStopAtLevel=1",
     }
 
 
