@@ -1,6 +1,7 @@
 """The SQL endpoint: Spark's Thrift JDBC/ODBC server over the published export tables.
 
     python jobs/serve.py --output OUT [--host 127.0.0.1] [--port 10000] [--config conf]
+        [--spark-conf KEY=VALUE ...]
 
 Runs until SIGTERM or SIGINT (`make serve-stop`); SIGHUP re-registers the tables at the
 versions of the last succeeded run (`make serve` while it runs). Writes its pid to
@@ -32,6 +33,9 @@ def parse_args(argv):
     parser.add_argument(
         "--config", type=Path, default=conf_dir_beside(__file__), help="config directory (default: the project's conf/)"
     )
+    parser.add_argument(
+        "--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting (repeatable)"
+    )
     return parser.parse_args(argv)
 
 
@@ -41,8 +45,12 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     settings = ServeSettings.from_config(config, args.output, args.host, args.port)
     settings.serve_dir.mkdir(parents=True, exist_ok=True)
-    java_options = config["spark"].get("local", {}).get("spark.driver.extraJavaOptions", "")
-    spark = build_session(config, "onderwijsscore-serve", session_settings(settings, delta_jars(config), java_options))
+    overrides = dict(setting.split("=", 1) for setting in args.spark_conf)
+    java_options = overrides.pop("spark.driver.extraJavaOptions", None)
+    if java_options is None:
+        java_options = config["spark"].get("local", {}).get("spark.driver.extraJavaOptions", "")
+    session = session_settings(settings, delta_jars(config), java_options)
+    spark = build_session(config, "onderwijsscore-serve", overrides | session)
     catalogue = Settings.from_config(config).outputs
     stop, refresh = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

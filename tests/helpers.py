@@ -40,6 +40,8 @@ TEST_SPARK = {
         ("-XX:TieredStopAtLevel=1", "-XX:ReservedCodeCacheSize=240m", "-XX:-DontCompileHugeMethods")
     ),
 }
+# TEST_SPARK as the jobs' repeatable `--spark-conf KEY=VALUE` arguments (CLI runs, the server).
+TEST_SPARK_ARGS = [arg for key, value in TEST_SPARK.items() for arg in ("--spark-conf", f"{key}={value}")]
 SAMPLE_SCALE = 0.01
 SAMPLE_SEED = 20221001
 SAMPLE_YEARS = (2017, 2018, 2019, 2020)  # generated: students move through grades

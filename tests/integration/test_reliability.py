@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from helpers import PROJECT_ROOT, RUN_YEARS, TEST_SPARK
+from helpers import PROJECT_ROOT, RUN_YEARS, TEST_SPARK_ARGS
 from onderwijsscore import lease, pipeline
 from onderwijsscore.delta_io import read_table
 from onderwijsscore.errors import PipelineError
@@ -161,7 +161,6 @@ def test_bad_input_stops_the_run_loudly_and_changes_no_output(
 
 
 def cli_command(input_root: Path, output_root: Path, years: list[int]) -> list[str]:
-    spark_conf = [arg for key, value in TEST_SPARK.items() for arg in ("--spark-conf", f"{key}={value}")]
     return [
         sys.executable,
         str(PROJECT_ROOT / "jobs" / "run_pipeline.py"),
@@ -171,7 +170,7 @@ def cli_command(input_root: Path, output_root: Path, years: list[int]) -> list[s
         str(output_root),
         "--years",
         ",".join(str(y) for y in years),
-        *spark_conf,
+        *TEST_SPARK_ARGS,
     ]
 
 

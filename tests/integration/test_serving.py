@@ -16,7 +16,7 @@ import pytest
 from pyhive import hive
 from pyspark.sql import functions as F
 
-from helpers import PROJECT_ROOT, free_port
+from helpers import PROJECT_ROOT, TEST_SPARK_ARGS, free_port
 from onderwijsscore import publication
 from onderwijsscore.catalogue import with_columns_section
 from onderwijsscore.delta_io import append, read_table
@@ -63,7 +63,16 @@ def test_the_endpoint_serves_the_last_succeeded_run_to_real_clients_and_nothing_
     log = tmp_path / "server.log"
     with open(log, "w") as output:
         server = subprocess.Popen(
-            [sys.executable, str(PROJECT_ROOT / "jobs" / "serve.py"), "--output", str(root), "--port", str(port)],
+            [
+                sys.executable,
+                str(PROJECT_ROOT / "jobs" / "serve.py"),
+                "--output",
+                str(root),
+                "--port",
+                str(port),
+                # The test session's settings for tiny data (interpreted expressions, quick compilation).
+                *TEST_SPARK_ARGS,
+            ],
             stdout=output,
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
