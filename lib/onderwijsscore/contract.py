@@ -22,6 +22,7 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import from_arrow_type
 
 from onderwijsscore.errors import PipelineError
 from onderwijsscore.vocabulary import DURATION_CLASSES, EDUCATION_LEVELS, ORIGIN_GROUPS, PROGRAMMES, SHRINK_TYPES
@@ -256,11 +257,44 @@ def _csv_columns(path: Path) -> dict[str, str]:
         return dict.fromkeys(next(csv.reader(handle), []), "text")
 
 
-def read_raw(spark: SparkSession, folder: Path, fmt: str) -> DataFrame:
+def read_raw(spark: SparkSession, folder: Path, fmt: str, schema: T.StructType | None = None) -> DataFrame:
+    """The table as stored; `schema` (Parquet): its columns' types, known from the footers."""
     if fmt == "csv":
         # Every CSV column arrives as a string and is parsed by the contract.
         return spark.read.option("header", True).option("inferSchema", False).csv(str(folder))
-    return spark.read.format(fmt).load(str(folder))
+    reader = spark.read.format(fmt)
+    return (reader.schema(schema) if schema is not None else reader).load(str(folder))
+
+
+def footer_schema(table: TableDef, folder: Path) -> T.StructType | None:
+    """The contract columns' types in the table's first Parquet part file (the part files
+    agree: `file_violations`), as Spark infers them: given to the reader, they spare a
+    schema-inference Spark job per table. None (Spark then infers) when the files lie in
+    partition folders, or a column is absent or of a type outside `_FOOTER_TYPES`."""
+    files = _data_files(folder)
+    if not files or any(len(path.relative_to(folder).parts) > 1 for path in files):
+        return None
+    footer = pq.read_schema(files[0])
+    fields = []
+    for col in table.columns:
+        index = footer.get_field_index(col.name)  # -1: absent (or twice)
+        if index < 0 or not any(is_type(footer.field(index).type) for is_type in _FOOTER_TYPES):
+            return None
+        fields.append(T.StructField(col.name, from_arrow_type(footer.field(index).type)))
+    return T.StructType(fields)
+
+
+# Arrow types that pyspark maps to the type Spark's own Parquet inference gives.
+_FOOTER_TYPES = (
+    pa.types.is_signed_integer,
+    pa.types.is_boolean,
+    pa.types.is_string,
+    pa.types.is_large_string,
+    pa.types.is_date32,
+    pa.types.is_decimal128,
+    pa.types.is_float32,
+    pa.types.is_float64,
+)
 
 
 def _typed(col: Col, source: T.DataType, from_text: bool) -> tuple[SparkColumn, SparkColumn | None]:
@@ -408,9 +442,10 @@ def read_inputs(
         violations[name] = file_violations(name, folder, table_format)
         if violations[name]:
             continue
+        schema = footer_schema(CONTRACT[name], folder) if table_format == "parquet" else None
         table, violations[name] = _read_table(
             CONTRACT[name],
-            read_raw(spark, folder, table_format),
+            read_raw(spark, folder, table_format, schema),
             table_format == "csv",
             (mapped_codes or {}).get(name, {}),
         )

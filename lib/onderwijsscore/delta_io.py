@@ -110,14 +110,18 @@ def _log_files(spark: SparkSession, path: str | Path):
     return log_dir.getFileSystem(spark._jsc.hadoopConfiguration()), log_dir
 
 
-def existing_version(spark: SparkSession, path: str | Path) -> int | None:
-    """The table's current version (its newest commit), or None when there is no table yet."""
+def _versions(spark: SparkSession, path: str | Path) -> list[int]:
+    """The versions of the table's commit files, ascending; empty when there is no table."""
     fs, log_dir = _log_files(spark, path)
     if not fs.exists(log_dir):
-        return None
+        return []
     pattern = spark._jvm.org.apache.hadoop.fs.Path(log_dir, "*.json")
-    versions = [int(status.getPath().getName().split(".")[0]) for status in fs.globStatus(pattern) or []]
-    return max(versions, default=None)
+    return sorted(int(status.getPath().getName().split(".")[0]) for status in fs.globStatus(pattern) or [])
+
+
+def existing_version(spark: SparkSession, path: str | Path) -> int | None:
+    """The table's current version (its newest commit), or None when there is no table yet."""
+    return max(_versions(spark, path), default=None)
 
 
 def _commit_info(spark: SparkSession, path: str | Path, version: int) -> dict:
@@ -133,12 +137,11 @@ def _commit_info(spark: SparkSession, path: str | Path, version: int) -> dict:
 
 def commits_after(spark: SparkSession, path: str | Path, version: int | None) -> list[tuple[int, str | None]]:
     """(version, user metadata) of the table's commits after `version` (None: all of them)."""
-    if not DeltaTable.isDeltaTable(spark, str(path)):
-        return []
-    history = DeltaTable.forPath(spark, str(path)).history().select("version", "userMetadata")
-    if version is not None:
-        history = history.where(history.version > version)
-    return sorted((row.version, row.userMetadata) for row in history.collect())
+    return [
+        (later, _commit_info(spark, path, later).get("userMetadata"))
+        for later in _versions(spark, path)
+        if version is None or later > version
+    ]
 
 
 def restore(spark: SparkSession, path: str | Path, version: int | None) -> None:

@@ -152,8 +152,9 @@ def run(spark: SparkSession, settings: Settings, run_settings: RunSettings) -> R
 
     with lease.held(run_settings.output_root, record.run_id, run_settings.pipeline.lease):
         publishing = False
+        concurrency = run_settings.pipeline.concurrency
         try:
-            publication.recover(spark, run_settings.output_root, runs_path, record.run_id)
+            publication.recover(spark, run_settings.output_root, runs_path, record.run_id, concurrency)
             refuse_stale_year_pairs(spark, settings.outputs, run_settings)
             with releasing(spark):
                 with stage("read and check input", record.row_counts):
@@ -167,11 +168,10 @@ def run(spark: SparkSession, settings: Settings, run_settings: RunSettings) -> R
                     for output in compute(spark, settings, run_settings, inputs, record)
                 ]
                 publishing = True
-                concurrency = run_settings.pipeline.concurrency
                 publication.publish(outputs, run_settings.output_root, record, succeeded, concurrency)
         except Exception as error:
             if publishing:  # undo this run's own partial publication
-                publication.recover(spark, run_settings.output_root, runs_path, record.run_id)
+                publication.recover(spark, run_settings.output_root, runs_path, record.run_id, concurrency)
             delta_io.append(record.to_frame(spark, "failed", describe(error)), runs_path, record.run_id)
             raise
     log.info("run %s: succeeded", record.run_id)

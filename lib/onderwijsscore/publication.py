@@ -138,17 +138,20 @@ def _read_marker(path: Path) -> dict:
         ) from None
 
 
-def recover(spark: SparkSession, output_root: Path, runs_path: Path, recovering_run: str) -> list[str]:
+def recover(
+    spark: SparkSession, output_root: Path, runs_path: Path, recovering_run: str, concurrency: int = 1
+) -> list[str]:
     """Undo the partial publication of every interrupted run whose marker is left (the
     caller holds the lease, so no live run has one); return the run ids recovered. A
-    marker whose run has its `succeeded` row was complete: only the marker goes."""
+    marker whose run has its `succeeded` row was complete: only the marker goes. Up to
+    `concurrency` tables are restored at once."""
     recovered = []
     for marker_path in sorted((output_root / STAGING_DIR).glob(f"*/{MARKER}")):
         marker = _read_marker(marker_path)
         if _succeeded(spark, runs_path, marker["run_id"]):
             log.info("run %s: publication complete, removing its marker", marker["run_id"])
         else:
-            undo(spark, output_root, marker, recovering_run)
+            undo(spark, output_root, marker, recovering_run, concurrency)
             error = f"publication interrupted; tables restored to their versions before it by run {recovering_run}"
             started = {"started_at": datetime.fromisoformat(marker["started_at"])} if "started_at" in marker else {}
             interrupted = RunRecord(
@@ -168,9 +171,10 @@ def recover(spark: SparkSession, output_root: Path, runs_path: Path, recovering_
     return recovered
 
 
-def undo(spark: SparkSession, output_root: Path, marker: dict, recovering_run: str) -> None:
+def undo(spark: SparkSession, output_root: Path, marker: dict, recovering_run: str, concurrency: int = 1) -> None:
     """Restore every table of `marker` to its version before the marked run published,
-    after checking that every later commit is that run's own; else change nothing."""
+    after checking that every later commit is that run's own; else change nothing. A
+    restore is several small Spark jobs and a commit: tables restore side by side."""
     run_id, before = marker["run_id"], marker["versions_before"]
     foreign = {
         name: [version for version, tag in delta_io.commits_after(spark, output_root / name, version) if tag != run_id]
@@ -184,10 +188,13 @@ def undo(spark: SparkSession, output_root: Path, marker: dict, recovering_run: s
             f"({tables}); nothing was restored. Check these tables' Delta history, then restore them by hand "
             "and remove the marker's folder"
         )
+
+    def restore(table: tuple[str, int | None]) -> None:
+        delta_io.restore(spark, output_root / table[0], table[1])
+
     spark.conf.set(_COMMIT_TAG, recovering_run)
     try:
-        for name, version in before.items():
-            delta_io.restore(spark, output_root / name, version)
+        concurrently(restore, before.items(), concurrency)
     finally:
         spark.conf.unset(_COMMIT_TAG)
 

@@ -149,8 +149,9 @@ def test_the_succeeded_row_is_written_while_the_marker_is_still_there(spark, pub
 
 def test_recovery_restores_the_interrupted_runs_tables_and_records_it(spark, published):
     killed_while_publishing(spark, published, "r1")
-    assert publication.recover(spark, published, published / "export/runs", "r2") == ["r1"]
+    assert publication.recover(spark, published, published / "export/runs", "r2", concurrency=2) == ["r1"]
     assert [r.value for r in delta_io.read_table(spark, published / TABLE).collect()] == [1]
+    assert delta_io.commits_after(spark, published / TABLE, 1) == [(2, "r2")]  # the restore, tagged
     assert runs(spark, published) == [("r1", "recovered")]
     assert not (published / publication.STAGING_DIR).exists()
 
