@@ -12,7 +12,7 @@ from pathlib import Path
 from onderwijsscore import lease, pipeline
 from onderwijsscore.config import conf_dir_beside
 from onderwijsscore.errors import PipelineError
-from onderwijsscore.runtime import build_session, configure_logging
+from onderwijsscore.runtime import add_spark_conf_option, build_session, configure_logging
 from onderwijsscore.settings import load_settings
 
 
@@ -24,9 +24,7 @@ def parse_args(argv):
     parser.add_argument(
         "--config", type=Path, default=conf_dir_beside(__file__), help="config directory (default: the project's conf/)"
     )
-    parser.add_argument(
-        "--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting (repeatable)"
-    )
+    add_spark_conf_option(parser)
     return parser.parse_args(argv)
 
 
@@ -41,7 +39,7 @@ def main(argv=None) -> int:
     except PipelineError as error:
         logging.getLogger("onderwijsscore").error("run stopped: %s", error)
         return 2
-    overrides = dict(setting.split("=", 1) for setting in args.spark_conf)
+    overrides = dict(args.spark_conf)
     spark = build_session(settings.config, "onderwijsscore-pipeline", overrides)
     try:
         return pipeline.run_job(spark, settings, run_settings)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from onderwijsscore.config import conf_dir_beside, load_config
 from onderwijsscore.errors import PipelineError
-from onderwijsscore.runtime import build_session, configure_logging, delta_jars
+from onderwijsscore.runtime import add_spark_conf_option, build_session, configure_logging, delta_jars
 from onderwijsscore.serving import ServeSettings, register_published, session_settings, start_server
 from onderwijsscore.settings import Settings
 
@@ -33,9 +33,7 @@ def parse_args(argv):
     parser.add_argument(
         "--config", type=Path, default=conf_dir_beside(__file__), help="config directory (default: the project's conf/)"
     )
-    parser.add_argument(
-        "--spark-conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark setting (repeatable)"
-    )
+    add_spark_conf_option(parser)
     return parser.parse_args(argv)
 
 
@@ -45,7 +43,7 @@ def main(argv=None) -> int:
     config = load_config(args.config)
     settings = ServeSettings.from_config(config, args.output, args.host, args.port)
     settings.serve_dir.mkdir(parents=True, exist_ok=True)
-    overrides = dict(setting.split("=", 1) for setting in args.spark_conf)
+    overrides = dict(args.spark_conf)
     java_options = overrides.pop("spark.driver.extraJavaOptions", None)
     if java_options is None:
         java_options = config["spark"].get("local", {}).get("spark.driver.extraJavaOptions", "")

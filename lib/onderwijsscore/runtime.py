@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import glob
 import json
 import logging
@@ -25,6 +26,26 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 log = logging.getLogger("onderwijsscore")
 JOB_DESCRIPTION = "spark.job.description"
+
+
+def add_spark_conf_option(parser: argparse.ArgumentParser) -> None:
+    """A job's repeatable `--spark-conf KEY=VALUE` (Spark settings over conf/spark.yaml's),
+    parsed into (key, value) pairs: `dict(args.spark_conf)`."""
+    parser.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        type=_spark_setting,
+        metavar="KEY=VALUE",
+        help="extra Spark setting (repeatable)",
+    )
+
+
+def _spark_setting(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
 
 
 def delta_jars(config: Config) -> list[str]:

@@ -52,6 +52,17 @@ def test_out_of_range_rules_stop_the_run_at_its_start(config, tmp_path, name, pa
     assert not (tmp_path / "out").exists()  # stopped before the lease and the session: nothing touched
 
 
+def test_spark_settings_on_the_command_line_are_key_value_pairs(capsys):
+    parse = run_pipeline_job().parse_args
+    required = ["--input", "in", "--output", "out"]
+    settings = parse([*required, "--spark-conf", "spark.a=1", "--spark-conf", "spark.b=x=y"]).spark_conf
+    assert dict(settings) == {"spark.a": "1", "spark.b": "x=y"}  # the value may hold "="
+    with pytest.raises(SystemExit) as refused:
+        parse([*required, "--spark-conf", "spark.a"])
+    assert refused.value.code == 2
+    assert "argument --spark-conf: expected KEY=VALUE, got 'spark.a'" in capsys.readouterr().err
+
+
 def test_a_missing_key_is_a_config_error_naming_file_and_key(config):
     disclosure = {key: value for key, value in config.files["disclosure"].items() if key != "min_students"}
     broken = Config(config.conf_dir, {**config.files, "disclosure": disclosure})
