@@ -44,9 +44,8 @@ def main(argv=None) -> int:
     settings = ServeSettings.from_config(config, args.output, args.host, args.port)
     settings.serve_dir.mkdir(parents=True, exist_ok=True)
     overrides = dict(args.spark_conf)
-    java_options = overrides.pop("spark.driver.extraJavaOptions", None)
-    if java_options is None:
-        java_options = config["spark"].get("local", {}).get("spark.driver.extraJavaOptions", "")
+    local_java_options = config["spark"].get("local", {}).get("spark.driver.extraJavaOptions", "")
+    java_options = overrides.pop("spark.driver.extraJavaOptions", local_java_options)
     session = session_settings(settings, delta_jars(config), java_options)
     spark = build_session(config, "onderwijsscore-serve", overrides | session)
     catalogue = Settings.from_config(config).outputs
