@@ -152,14 +152,17 @@ def concurrently(function: Callable[[Item], Result], items: Iterable[Item], work
         return list(pool.map(inheritable_thread_target(function), items))
 
 
-def literal_frame(spark: SparkSession, rows: list[tuple], schema: T.StructType) -> DataFrame:
-    """A small DataFrame of literal rows, planned in the JVM: unlike `createDataFrame`'s
-    Python RDD, scanning it needs no Python worker, and the planner knows it is small.
+def literal_frame(spark: SparkSession, rows: list[tuple], schema: T.StructType | str) -> DataFrame:
+    """A small DataFrame of literal rows (`schema` a StructType or DDL text, every column
+    nullable), planned in the JVM: unlike `createDataFrame`'s Python RDD, scanning it
+    needs no Python worker, and the planner knows it is small.
 
     The rows travel as one JSON text, parsed once in the JVM (constant-folded): one call,
     not one per value. Exact: decimals travel as their text, floats as the shortest text
     that reads back to the same double (Python's repr; Java parses it correctly rounded).
     """
+    if isinstance(schema, str):
+        schema = T.StructType.fromDDL(schema)
     text = json.dumps([dict(zip(schema.names, row, strict=True)) for row in rows], default=str)
     parsed = F.from_json(F.lit(text), T.ArrayType(schema), {"allowNonNumericNumbers": "true"})
     return spark.range(1).select(F.inline(parsed))

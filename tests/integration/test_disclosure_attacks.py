@@ -20,6 +20,7 @@ from onderwijsscore.disclosure import (
     with_profile_protection,
     with_withheld_per_student,
 )
+from onderwijsscore.runtime import literal_frame
 from onderwijsscore.snapshot import read_published
 
 SMALL = range(1, 10)
@@ -133,25 +134,29 @@ def crafted_tables(spark):
     }
     for (swv, principle), (n, targets) in swv_targets.items():
         units += [(2020, f"lwoo_p{p}_{principle}", swv, "swv", n, t) for p, t in zip(lwoo_shares, targets, strict=True)]
-    unit_scores = spark.createDataFrame(
+    unit_scores = literal_frame(
+        spark,
         [(*u, D(u[5]) * 2, D(u[4]) / 100, D(u[5])) for u in units],
         "year int, scenario string, unit_id string, unit_type string, n_students long, n_target long, "
         "gross_score decimal(18,6), threshold decimal(18,6), net_score decimal(18,6)",
     )
     national = [(2020, f"lwoo_p{p}_school", p, 1160, None, None) for p in lwoo_shares]
-    cutoffs = spark.createDataFrame(
+    cutoffs = literal_frame(
+        spark,
         [(y, s, p, n, round(n * p / 100), round(n * p / 100) / n * 100) for y, s, p, n, _, _ in national]
         + [(2020, "pro_p30_vestiging", 30, 43, 21, 21 / 43 * 100)],
         "year int, scenario string, target_share int, n_population long, n_target long, realised_share double",
     )
-    pro_amounts = spark.createDataFrame(
+    pro_amounts = literal_frame(
+        spark,
         [
             (2022, "pro_p30_vestiging", "V1", 2020, D(2), D("100.00")),
             (2022, "pro_p30_vestiging", "V2", 2020, D(40), D("2000.00")),
         ],
         "year int, scenario string, school_id string, teldatum_year int, net_score decimal(18,6), amount decimal(18,2)",
     )
-    budgets = spark.createDataFrame(
+    budgets = literal_frame(
+        spark,
         [
             (2020, "lwoo_p20_school", "S1", 500, D("50000.00"), D("100.00")),
             (2020, "lwoo_p20_school", "S2", 500, D("60000.00"), D("120.00")),
@@ -172,8 +177,8 @@ def test_the_attacker_finds_the_crafted_small_counts_in_unprotected_tables(spark
 
 def test_no_small_count_can_be_recomputed_from_protected_allocation_tables(spark, scenarios, disclosure_rules):
     tables = crafted_tables(spark)
-    regional_suppressed = spark.createDataFrame(
-        [(2020, "lwoo_p20_residence", "S3")], "year int, scenario string, swv_id string"
+    regional_suppressed = literal_frame(
+        spark, [(2020, "lwoo_p20_residence", "S3")], "year int, scenario string, swv_id string"
     )
     published = protect_allocations(tables, scenarios, regional_suppressed, disclosure_rules)
     outcomes = allocation_outcomes(published)
@@ -196,13 +201,14 @@ def test_no_small_count_can_be_recomputed_from_protected_allocation_tables(spark
 
 
 def test_the_comparison_withholds_what_regional_withholds(spark):
-    comparison = spark.createDataFrame(
+    comparison = literal_frame(
+        spark,
         [(2020, "p", "lwoo_p15_school", "lwoo_p20_school", "S1", D(1), D(2), False)],
         "year int, pair string, scenario_a string, scenario_b string, swv_id string, per_student_a decimal(18,2), "
         "per_student_b decimal(18,2), suppressed boolean",
     )
-    regional_suppressed = spark.createDataFrame(
-        [(2020, "lwoo_p20_school", "S1")], "year int, scenario string, swv_id string"
+    regional_suppressed = literal_frame(
+        spark, [(2020, "lwoo_p20_school", "S1")], "year int, scenario string, swv_id string"
     )
     row = with_withheld_per_student(comparison, regional_suppressed).first()
     assert (row.per_student_a, row.per_student_b, row.suppressed) == (D(1), None, True)
@@ -236,7 +242,8 @@ def test_nested_target_groups_of_a_profile_category_give_no_small_count(spark, s
                 (2020, scenario, "target", "parents_education", "mbo", mbo, 0.5),
                 (2020, scenario, "target", "parents_education", "other", other, 0.5),
             ]
-    profiles = spark.createDataFrame(
+    profiles = literal_frame(
+        spark,
         rows,
         "year int, scenario string, group string, characteristic string, category string, n_students long, "
         "share double",

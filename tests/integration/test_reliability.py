@@ -6,10 +6,11 @@
 - Fault: the CLI (rerunning both years over a copy of the local two-year output) frozen
   while publishing holds the output root (a second CLI run exits 2, "locked"); killed
   with SIGKILL, it leaves every table readable and readers see only succeeded runs. The
-  next CLI run, on input that breaks the contract, takes over its lease, restores the
+  next run (in the test's own session: a CLI run's exit code and message are the second
+  run's), on input that breaks the contract, takes over its lease, restores the
   interrupted tables and records the killed run as `recovered` before it reads its input,
-  then exits 2 naming the table: every table then equals the uninterrupted local run row
-  for row. (That two runs on the same input give the same tables is shown by the cluster
+  then stops with exit code 2 naming the table: every table then equals the uninterrupted
+  local run row for row. (That two runs on the same input give the same tables is shown by the cluster
   test, whose run is another process.)
 - Privacy: no pseudonymised person id in the logs of these runs.
 """
@@ -195,7 +196,9 @@ def canonical_rows(table) -> list[tuple]:
     return sorted(tuple(str(value) for value in row.values()) for row in table.drop_columns(["run_id"]).to_pylist())
 
 
-def test_killed_publication_is_recovered_by_the_next_run(spark, local_run, published, tmp_path, person_ids):
+def test_killed_publication_is_recovered_by_the_next_run(
+    spark, settings, local_run, published, tmp_path, caplog, capfd, person_ids
+):
     local_settings, _ = local_run
     run_input = local_settings.input_root  # one pro budget left unset, as the published run
 
@@ -254,17 +257,22 @@ def test_killed_publication_is_recovered_by_the_next_run(spark, local_run, publi
         assert seen and seen <= succeeded and run_id not in seen, table
         assert set(delta_rs.read(table).column("run_id").unique().to_pylist()) == seen, table
 
-    # The next run is a CLI run on input without `swv_postcodes`: it takes over the dead
-    # run's lease, restores the tables its publication changed, records it as recovered,
-    # and only then reads its input and stops with exit code 2, naming the table.
+    # The next run, on input without `swv_postcodes`, runs in this session (a cold CLI
+    # process costs a minute more; the refused run above is the CLI's exit code and
+    # message): it takes over the dead run's lease, restores the tables its publication
+    # changed, records it as recovered, and only then reads its input and stops with exit
+    # code 2, naming the table.
     bad_input = corrupted_input(spark, run_input, tmp_path / "bad_input", {"swv_postcodes": lambda f: None})
-    next_run = subprocess.run(cli_command(bad_input, published, RUN_YEARS), capture_output=True, text=True, timeout=600)
-    next_log = next_run.stdout + next_run.stderr
-    assert next_run.returncode == 2, next_log[-3000:]
-    assert "table swv_postcodes" in next_run.stderr and "missing" in next_run.stderr
+    next_settings = pipeline.RunSettings.create(settings.pipeline, bad_input, published, RUN_YEARS)
+    capfd.readouterr()
+    with caplog.at_level("INFO", logger="onderwijsscore"):
+        assert pipeline.run_job(spark, settings, next_settings) == 2
+    next_log = caplog.text
+    stopped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("run stopped")]
+    assert len(stopped) == 1 and "table swv_postcodes" in stopped[0] and "missing" in stopped[0], stopped
     assert f"took over the lease of run {run_id}" in next_log
     assert f"recovered the interrupted publication of run {run_id}" in next_log
-    assert_no_ids(next_log, person_ids)
+    assert_no_ids(next_log + "".join(capfd.readouterr()), person_ids)
 
     statuses = {r.run_id: r.status for r in read_table(spark, published / RUNS).collect()}
     assert statuses[run_id] == "recovered"

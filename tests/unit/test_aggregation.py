@@ -5,6 +5,7 @@ from pyspark.sql import functions as F
 from helpers import assert_same_rows, physical_plan
 from onderwijsscore.aggregation import scenario_unit_sums, unit_band_sums, unit_scores, with_band
 from onderwijsscore.cutoffs import scenario_cutoffs
+from onderwijsscore.runtime import literal_frame
 from onderwijsscore.scenarios import ScenarioGrid
 from onderwijsscore.vocabulary import ASYLUM_SOURCE
 
@@ -34,7 +35,7 @@ def population(spark):
         for model in ("lwoo", "pro")
         for student, (score, by_school, by_residence, school) in POPULATION.items()
     ]
-    return spark.createDataFrame(rows, STUDENTS)
+    return literal_frame(spark, rows, STUDENTS)
 
 
 def scenario(shares, principles, thresholds=(0,)):
@@ -121,7 +122,7 @@ def test_band_sums_equal_expanding_every_student_per_scenario(spark, config):
         "conf/scenarios.yaml",
     )
     rows = [(2020, "lwoo", f"t{i}", "V1", Decimal("0.5"), "computed", "A", "B") for i in range(3)]  # a tie block
-    students = population(spark).unionByName(spark.createDataFrame(rows, STUDENTS))
+    students = population(spark).unionByName(literal_frame(spark, rows, STUDENTS))
     cutoffs = scenario_cutoffs(students, grid)
     band_sums = unit_band_sums(with_band(students, cutoffs, grid), grid)
     by_band = unit_scores(scenario_unit_sums(band_sums, cutoffs, grid), grid)

@@ -15,6 +15,7 @@ from onderwijsscore.analyses.change_explained import (
 from onderwijsscore.analyses.rules import Bins
 from onderwijsscore.analyses.tables import cross_table, profile_counts, profiles
 from onderwijsscore.disclosure import suppress
+from onderwijsscore.runtime import literal_frame
 
 D = Decimal
 SCENARIO = "lwoo_p20_school"
@@ -34,11 +35,11 @@ def test_bins_are_lower_inclusive_upper_exclusive_at_every_edge(spark, rules):
     absolute, relative = rules.stability
     assert absolute.labels[0] == "[-inf, -1000000)" and absolute.labels[-1] == "[1000000, inf)"
     values = [D("-1000000.01"), D("-1000000"), D("-100000.01"), D("-100000"), D("99999.99"), D("100000"), D("1000000")]
-    frame = spark.createDataFrame([(v,) for v in values], "value decimal(18,2)")
+    frame = literal_frame(spark, [(v,) for v in values], "value decimal(18,2)")
     orders = [row.o for row in frame.select(absolute.order(F.col("value")).alias("o")).collect()]
     assert orders == [0, 1, 2, 3, 3, 4, 6]
-    rel = spark.createDataFrame(
-        [(D("-0.075"),), (D("-0.0749999"),), (D("0.025"),), (D("0.0249999"),)], "r decimal(20,10)"
+    rel = literal_frame(
+        spark, [(D("-0.075"),), (D("-0.0749999"),), (D("0.025"),), (D("0.0249999"),)], "r decimal(20,10)"
     )
     assert [row.o for row in rel.select(relative.order(F.col("r")).alias("o")).collect()] == [1, 1, 4, 3]
     with pytest.raises(Exception, match="strictly ascending"):
@@ -46,7 +47,8 @@ def test_bins_are_lower_inclusive_upper_exclusive_at_every_edge(spark, rules):
 
 
 def changes_frame(spark, rows):
-    return spark.createDataFrame(
+    return literal_frame(
+        spark,
         [(2020, SCENARIO, f"SWV{i:02d}", D(a), None if r is None else D(r), n) for i, (a, r, n) in enumerate(rows)],
         "year int, scenario string, swv_id string, absolute decimal(18,2), relative decimal(20,10), n_students long",
     )
@@ -101,13 +103,14 @@ def test_profiles_count_categories_per_group_with_imputed_and_unknown(spark, set
         (None, "imputed_donor_parent", None, None, None),
         (25, "computed", "basis", "basis", "nl"),  # in the target group of 25 %, not of 20 %
     ]
-    banded = spark.createDataFrame(
+    banded = literal_frame(
+        spark,
         [(2020, "lwoo", b, s, f, m, o, "10_plus" if o else None, "no" if o else None) for b, s, f, m, o in rows],
         "year int, model string, band int, score_source string, father_education string, "
         "mother_education string, origin_group string, mother_duration string, wsnp string",
     )
     grid = settings.scenarios
-    cutoffs = spark.createDataFrame([(2020, SCENARIO, 20)], "year int, scenario string, target_share int")
+    cutoffs = literal_frame(spark, [(2020, SCENARIO, 20)], "year int, scenario string, target_share int")
     table = profiles(profile_counts(banded, rules), cutoffs, grid, rules)
     got = {(r.group, r.characteristic, r.category): (r.n_students, r.share) for r in table.collect()}
     assert got[("population", "father_education", "unknown")] == (2, D("0.4"))
@@ -132,7 +135,8 @@ def test_change_drivers_sum_to_the_change_and_value_each_group_at_last_years_rat
         return (year, SCENARIO, swv, 100, D(se), D(iq), D(regional), D(pro), total, None, total)
 
     # 2019: rate 1000.00/ (6 + 4) = 100 per point; 2020: 1300.01 / (9 + 4) ≈ 100.000769 (largest-remainder cents).
-    budgets = spark.createDataFrame(
+    budgets = literal_frame(
+        spark,
         [
             budget(2019, "A", "10.00", "600.00", "50.00", "5.00"),
             budget(2019, "B", "20.00", "400.00", "60.00", "0.00"),
@@ -141,7 +145,8 @@ def test_change_drivers_sum_to_the_change_and_value_each_group_at_last_years_rat
         ],
         budget_columns,
     )
-    units = spark.createDataFrame(
+    units = literal_frame(
+        spark,
         [
             (2019, SCENARIO, "A", D(6)),
             (2019, SCENARIO, "B", D(4)),
@@ -160,7 +165,8 @@ def test_change_drivers_sum_to_the_change_and_value_each_group_at_last_years_rat
         (2019, "B", "computed", D(4), 30),
         (2020, "B", "computed", D(4), 1),
     ]
-    unit_sums = spark.createDataFrame(
+    unit_sums = literal_frame(
+        spark,
         [(y, SCENARIO, u, s, n, g) for y, u, s, g, n in contributions],
         "year int, scenario string, unit_id string, score_source string, n_target long, gross decimal(38,6)",
     )

@@ -2,6 +2,7 @@ import pytest
 
 from helpers import physical_plan
 from onderwijsscore.assignment import assign_swv
+from onderwijsscore.runtime import literal_frame
 
 SCHOOLS = "year int, school_id string, board_id string, postcode string, rsvo boolean, swv_override string"
 STUDENTS = "year int, model string, student_id string, school_id string"
@@ -15,15 +16,15 @@ def rules(settings):
 
 
 def schools(spark, *rows):
-    return spark.createDataFrame(
-        [(2020, school, "B1", postcode, rsvo, override) for school, postcode, rsvo, override in rows], SCHOOLS
+    return literal_frame(
+        spark, [(2020, school, "B1", postcode, rsvo, override) for school, postcode, rsvo, override in rows], SCHOOLS
     )
 
 
 def assigned(spark, rules, school_rows, enrolled, homes):
-    students = spark.createDataFrame([(2020, "lwoo", student, school) for student, school in enrolled], STUDENTS)
-    addresses = spark.createDataFrame(homes, ADDRESSES)
-    region = spark.createDataFrame(REGION, "postcode string, swv_id string")
+    students = literal_frame(spark, [(2020, "lwoo", student, school) for student, school in enrolled], STUDENTS)
+    addresses = literal_frame(spark, homes, ADDRESSES)
+    region = literal_frame(spark, REGION, "postcode string, swv_id string")
     return assign_swv(students, schools(spark, *school_rows), addresses, region, rules)
 
 

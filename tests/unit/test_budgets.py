@@ -13,6 +13,7 @@ from onderwijsscore.budgets import (
     split_largest_remainder,
 )
 from onderwijsscore.contract import ContractError
+from onderwijsscore.runtime import literal_frame
 
 UNITS = "year int, scenario string, unit_id string, n_students long, net_score decimal(18,6)"
 BUDGETS = "year int, lwoo_budget decimal(18,2), pro_onderwijskansen_budget decimal(18,2)"
@@ -42,7 +43,7 @@ def test_largest_remainder_gives_leftover_cents_to_the_largest_remainders_ties_b
     # 10.00 over 1:2:4: 142.86 / 285.71 / 571.43 cents, floors leave 2 cents for .86 and .71.
     rows = [("equal", unit, Decimal(1), Decimal("1.00")) for unit in ("c", "a", "b")]
     rows += [("weighted", unit, Decimal(w), Decimal("10.00")) for unit, w in (("x", 1), ("y", 2), ("z", 4))]
-    frame = spark.createDataFrame(rows, "pot string, unit string, weight decimal(18,6), budget decimal(18,2)")
+    frame = literal_frame(spark, rows, "pot string, unit string, weight decimal(18,6), budget decimal(18,2)")
     split = amounts(split_largest_remainder(frame, ["pot"], "unit", "weight", "budget", "amount"))
     assert split == {
         "a": Decimal("0.34"),
@@ -88,10 +89,10 @@ def lwoo_inputs(spark, budget_years=(2020,)):
     students += [(2020, "pro", "SWV3", "SWV3")]
     fixed = [("SWV1", 100, 10, 500), ("SWV2", 200, 20, 300), ("SWV3", 50, 5, 0)]
     return (
-        spark.createDataFrame(units, UNITS),
-        spark.createDataFrame(students, STUDENTS),
-        spark.createDataFrame([(y, Decimal("1001.50"), None) for y in budget_years], BUDGETS),
-        spark.createDataFrame([(2020, swv, *(Decimal(v) for v in money)) for swv, *money in fixed], SWV_BUDGETS),
+        literal_frame(spark, units, UNITS),
+        literal_frame(spark, students, STUDENTS),
+        literal_frame(spark, [(y, Decimal("1001.50"), None) for y in budget_years], BUDGETS),
+        literal_frame(spark, [(2020, swv, *(Decimal(v) for v in money)) for swv, *money in fixed], SWV_BUDGETS),
     )
 
 
@@ -134,9 +135,9 @@ def pro_inputs(spark, teldatum_years=(2018,), schools=None):
     units = [(y, "pro_p30_vestiging", school, 0, Decimal(net)) for y in teldatum_years for school, net in nets.items()]
     schools = schools or [(2018, "V1", "B1"), (2018, "V2", "B1"), (2018, "V3", "B2")]
     return (
-        spark.createDataFrame(units, UNITS),
-        spark.createDataFrame(schools, "year int, school_id string, board_id string"),
-        spark.createDataFrame([(2020, None, Decimal("100.00"))], BUDGETS),
+        literal_frame(spark, units, UNITS),
+        literal_frame(spark, schools, "year int, school_id string, board_id string"),
+        literal_frame(spark, [(2020, None, Decimal("100.00"))], BUDGETS),
     )
 
 
@@ -189,7 +190,7 @@ def test_the_board_paid_is_the_vestigings_board_in_the_funding_year_or_the_lates
 
 
 def test_a_funding_year_without_pro_budget_is_skipped_with_its_reason(spark, grid, rules):
-    budgets = spark.createDataFrame([(2020, None, Decimal("100.00")), (2021, Decimal(5), None)], BUDGETS)
+    budgets = literal_frame(spark, [(2020, None, Decimal("100.00")), (2021, Decimal(5), None)], BUDGETS)
     funding = pro_funding_years(budgets, [2018, 2019, 2020], rules)
     assert funding.paid == [2020]
     assert funding.skipped == {
@@ -203,7 +204,7 @@ def test_a_funding_year_without_pro_budget_is_skipped_with_its_reason(spark, gri
 
 
 def test_configuration_can_demand_a_pro_budget_for_every_funding_year(spark, rules):
-    budgets = spark.createDataFrame([(2020, None, Decimal("100.00"))], BUDGETS)
+    budgets = literal_frame(spark, [(2020, None, Decimal("100.00"))], BUDGETS)
     demanding = replace(rules, missing_pro_budget="stop")
     assert pro_funding_years(budgets, [2018], demanding).paid == [2020]
     with pytest.raises(ContractError, match=r"pro_onderwijskansen_budget: no pro budget .* t − 2 \(2 rows\)"):

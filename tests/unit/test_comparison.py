@@ -4,10 +4,11 @@ from decimal import Decimal
 
 from onderwijsscore.comparison import compare_outputs
 from onderwijsscore.delta_io import append
+from onderwijsscore.runtime import literal_frame
 
 
 def _write(spark, root, table, rows):
-    frame = spark.createDataFrame(rows, "year int, swv_id string, amount decimal(14,2), run_id string")
+    frame = literal_frame(spark, rows, "year int, swv_id string, amount decimal(14,2), run_id string")
     append(frame, root / table, "test")
 
 

@@ -9,6 +9,7 @@ from pyspark.sql import types as T
 
 from onderwijsscore.contract import CONTRACT, ContractError, read_inputs
 from onderwijsscore.models import mapped_register_codes
+from onderwijsscore.runtime import literal_frame
 
 # Ids carry a marker so a test can prove no message ever quotes one.
 ID = "SECRETID"
@@ -44,7 +45,7 @@ def schema_of(table):
 
 
 def write_table(spark, root, table, rows, fmt="parquet", schema=None):
-    frame = spark.createDataFrame(rows, schema or schema_of(table)).coalesce(1)
+    frame = literal_frame(spark, rows, schema or schema_of(table)).coalesce(1)
     if fmt == "csv":
         frame.write.mode("overwrite").option("header", True).csv(str(root / table))
     else:
@@ -234,11 +235,11 @@ def test_files_spark_would_fail_on_or_misread_are_named_before_any_read(spark, v
     (root / "persons" / "_README").write_text("a hidden file: Spark skips it, so does the contract\n")
     damaged = files_of(root, "income", ".parquet")[0]
     damaged.write_bytes(damaged.read_bytes()[:40])
-    spark.createDataFrame([(f"{ID}x", 1990, "m")], "person_id string, birth_year int, sex string").coalesce(
+    literal_frame(spark, [(f"{ID}x", 1990, "m")], "person_id string, birth_year int, sex string").coalesce(
         1
     ).write.mode("append").parquet(str(root / "persons"))
-    spark.createDataFrame(
-        [(f"{ID}y", "1990", "m", "nl")], schema_of("persons").replace("birth_year int", "birth_year string")
+    literal_frame(
+        spark, [(f"{ID}y", "1990", "m", "nl")], schema_of("persons").replace("birth_year int", "birth_year string")
     ).coalesce(1).write.mode("append").parquet(str(root / "persons"))
     with pytest.raises(ContractError) as caught:
         read_inputs(spark, root, tables=("persons", "income", "education"))

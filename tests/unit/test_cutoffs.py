@@ -8,6 +8,7 @@ from pyspark.sql import functions as F
 from helpers import assert_same_rows, physical_plan
 from onderwijsscore.cutoffs import approximate_cutoffs, exact_cutoffs, scenario_cutoffs
 from onderwijsscore.errors import PipelineError
+from onderwijsscore.runtime import literal_frame
 from onderwijsscore.scenarios import ScenarioGrid
 from onderwijsscore.vocabulary import ASYLUM_SOURCE
 
@@ -16,9 +17,7 @@ STUDENTS = "year int, model string, student_id string, score decimal(12,6), scor
 
 def students(spark, scores, asylum=0, year=2020, model="lwoo"):
     scored = [(year, model, f"s{i}", Decimal(str(s)), "computed") for i, s in enumerate(scores)]
-    return spark.createDataFrame(
-        scored + [(year, model, f"a{i}", None, ASYLUM_SOURCE) for i in range(asylum)], STUDENTS
-    )
+    return literal_frame(spark, scored + [(year, model, f"a{i}", None, ASYLUM_SOURCE) for i in range(asylum)], STUDENTS)
 
 
 def grid(config, **models):

@@ -13,6 +13,7 @@ from onderwijsscore.errors import ConfigFileError
 from onderwijsscore.quality.expectations import QualityGateError, raise_if_failed
 from onderwijsscore.quality.inputs import check_inputs
 from onderwijsscore.quality.outputs import check_cutoffs, check_outputs, tie_warnings
+from onderwijsscore.runtime import literal_frame
 from onderwijsscore.scoring.facts import student_facts
 from onderwijsscore.settings import Settings
 
@@ -33,7 +34,7 @@ def with_quality(config, section, values):
 
 
 def as_frame(spark, rows, schema):
-    return spark.createDataFrame(rows, schema)
+    return literal_frame(spark, rows, schema)
 
 
 def contract_frame(spark, table, rows):

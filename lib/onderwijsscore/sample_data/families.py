@@ -10,6 +10,7 @@ from datetime import date
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from onderwijsscore.runtime import literal_frame
 from onderwijsscore.sample_data.draws import (
     by_area,
     categorical,
@@ -302,13 +303,15 @@ def student_frame(
             slots["pro", district],
         )
 
-    cells = spark.createDataFrame(
+    cells = literal_frame(
+        spark,
         [cell_row(*cell) for cell in cohort_cells(spec, geography)],
         "entry_year int, swv_index int, n_students int, big_city boolean, regular_slots int, pro_district int, "
         "pro_slots int",
     )
-    students = cells.withColumn("number", F.explode(F.sequence(F.lit(1), F.col("n_students")))).drop("n_students")
     # The cells are spread evenly over the default parallelism, so the exploded students are too.
+    cells = cells.repartition(spark.sparkContext.defaultParallelism)
+    students = cells.withColumn("number", F.explode(F.sequence(F.lit(1), F.col("n_students")))).drop("n_students")
     students = students.withColumn(
         "student_id", opaque_id("L", spec.seed, "student", "entry_year", "swv_index", "number")
     )

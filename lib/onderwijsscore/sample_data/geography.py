@@ -12,6 +12,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
+from onderwijsscore.runtime import literal_frame
 from onderwijsscore.sample_data.spec import SampleSpec
 
 FIRST_POSTCODE, POSTCODE_COUNT = 1000, 9000  # 4-digit postcodes 1000-9999
@@ -215,7 +216,8 @@ def cohort_cells(spec: SampleSpec, geography: Geography) -> list[tuple[int, int,
 
 
 def swv_frame(spark: SparkSession, geography: Geography) -> DataFrame:
-    return spark.createDataFrame(
+    return literal_frame(
+        spark,
         [
             (s.index, s.swv_id, s.name, s.shrink_region, s.shrink_type, s.big_city, s.postcode_lo, s.postcode_hi)
             for s in geography.swvs
@@ -226,7 +228,8 @@ def swv_frame(spark: SparkSession, geography: Geography) -> DataFrame:
 
 
 def school_frame(spark: SparkSession, geography: Geography) -> DataFrame:
-    return spark.createDataFrame(
+    return literal_frame(
+        spark,
         [astuple(v) for v in geography.vestigingen],
         "school_id string, kind string, catchment int, slot int, swv_index int, board_id string, postcode int, "
         "rsvo boolean, closed boolean, successor_id string, swv_override string, budget_swv_id string",

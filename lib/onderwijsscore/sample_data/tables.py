@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from onderwijsscore.config import Config
-from onderwijsscore.runtime import materialize, stage
+from onderwijsscore.runtime import literal_frame, materialize, stage
 from onderwijsscore.sample_data.draws import clamp, conform, normal, normal_cdf, uniform
 from onderwijsscore.sample_data.families import parent_frame, student_frame
 from onderwijsscore.sample_data.geography import Geography, dimension_draw, plan_geography, school_frame, swv_frame
@@ -120,7 +120,7 @@ def addresses_table(students: DataFrame, spec: SampleSpec) -> DataFrame:
 
 
 def schools_table(spark: SparkSession, schools: DataFrame, spec: SampleSpec) -> DataFrame:
-    years = spark.createDataFrame([(y,) for y in spec.years], "year int")
+    years = literal_frame(spark, [(y,) for y in spec.years], "year int")
     rows = schools.crossJoin(F.broadcast(years))
     if spec.closed_until is not None:
         rows = rows.where(~(F.col("closed") & (F.col("year") > spec.closed_until)))
@@ -128,7 +128,8 @@ def schools_table(spark: SparkSession, schools: DataFrame, spec: SampleSpec) -> 
 
 
 def region_table(spark: SparkSession, geography: Geography) -> DataFrame:
-    return spark.createDataFrame(
+    return literal_frame(
+        spark,
         [(str(postcode), swv_id) for postcode, swv_id in sorted(geography.region.items())],
         "postcode string, swv_id string",
     )
@@ -136,7 +137,8 @@ def region_table(spark: SparkSession, geography: Geography) -> DataFrame:
 
 def swv_table(spark: SparkSession, swvs: DataFrame, spec: SampleSpec) -> DataFrame:
     geo = spec.conf["geography"]
-    rsvo = spark.createDataFrame(
+    rsvo = literal_frame(
+        spark,
         [(geo["rsvo_swv_id"], geo["rsvo_name"], None, None)],
         "swv_id string, name string, shrink_region string, shrink_type string",
     )
@@ -174,7 +176,7 @@ def budgets_table(spark: SparkSession, spec: SampleSpec) -> DataFrame:
         (year, cents(lwoo_budget(spec, year)), cents(pro_budget(spec, year)))
         for year in range(spec.first_year, spec.last_year + lag + 1)
     ]
-    return spark.createDataFrame(rows, "year int, lwoo_budget decimal(18,2), pro_onderwijskansen_budget decimal(18,2)")
+    return literal_frame(spark, rows, "year int, lwoo_budget decimal(18,2), pro_onderwijskansen_budget decimal(18,2)")
 
 
 def swv_budgets_table(
@@ -224,7 +226,8 @@ def swv_budgets_table(
             )
             for swv_id in swv_ids
         ]
-    return spark.createDataFrame(
+    return literal_frame(
+        spark,
         rows,
         "year int, swv_id string, regional_support decimal(18,2), pro_budget decimal(18,2), "
         "current_lwoo_budget decimal(18,2)",
