@@ -213,19 +213,27 @@ def _data_files(folder: Path) -> list[Path]:
     )
 
 
-def file_violations(table: str, folder: Path, fmt: str) -> list[Violation]:
+def file_violations(table: str, folder: Path, fmt: str) -> tuple[list[Violation], pa.Schema | None]:
     """Files Spark would fail on, or read into a table silently wrong: a file that is not
     Parquet (or not CSV) in the folder, and part files that disagree on their columns.
     Reads footers and header lines only, on the driver; names files, never row content.
-    A Delta table reads only the files its log lists, with the log's schema."""
+    A Delta table reads only the files its log lists, with the log's schema.
+
+    Also the first Parquet part file's footer, for `footer_schema`: None for CSV, Delta,
+    or part files in partition folders (their partition columns are not in the footers)."""
     if fmt == "delta":
-        return []
+        return [], None
     schemas: dict[str, dict[str, str]] = {}  # file -> column -> type
+    footers: list[pa.Schema] = []
     foreign = []
     for path in _data_files(folder):
         name = str(path.relative_to(folder))
         try:
-            schemas[name] = _parquet_columns(path) if fmt == "parquet" else _csv_columns(path)
+            if fmt == "parquet":
+                footers.append(pq.read_schema(path))
+                schemas[name] = {field.name: str(field.type) for field in footers[-1]}
+            else:
+                schemas[name] = _csv_columns(path)
         except (OSError, ValueError, UnicodeDecodeError, pa.ArrowException):
             foreign.append(name)
     found = []
@@ -241,11 +249,8 @@ def file_violations(table: str, folder: Path, fmt: str) -> list[Violation]:
             found.append(
                 Violation(table, column, f"part files disagree on the column ({split})", len(schemas), "files")
             )
-    return found
-
-
-def _parquet_columns(path: Path) -> dict[str, str]:
-    return {field.name: str(field.type) for field in pq.read_schema(path)}
+    partitioned = any(len(Path(name).parts) > 1 for name in schemas)
+    return found, footers[0] if footers and not partitioned else None
 
 
 def _csv_columns(path: Path) -> dict[str, str]:
@@ -266,15 +271,13 @@ def read_raw(spark: SparkSession, folder: Path, fmt: str, schema: T.StructType |
     return (reader.schema(schema) if schema is not None else reader).load(str(folder))
 
 
-def footer_schema(table: TableDef, folder: Path) -> T.StructType | None:
-    """The contract columns' types in the table's first Parquet part file (the part files
-    agree: `file_violations`), as Spark infers them: given to the reader, they spare a
-    schema-inference Spark job per table. None (Spark then infers) when the files lie in
-    partition folders, or a column is absent or of a type outside `_FOOTER_TYPES`."""
-    files = _data_files(folder)
-    if not files or any(len(path.relative_to(folder).parts) > 1 for path in files):
+def footer_schema(table: TableDef, footer: pa.Schema | None) -> T.StructType | None:
+    """The contract columns' types in a Parquet part file's footer (`file_violations`: the
+    part files agree), as Spark infers them: given to the reader, they spare a
+    schema-inference Spark job per table. None (Spark then infers) without a footer, or
+    when a column is absent or of a type outside `_FOOTER_TYPES`."""
+    if footer is None:
         return None
-    footer = pq.read_schema(files[0])
     fields = []
     for col in table.columns:
         index = footer.get_field_index(col.name)  # -1: absent (or twice)
@@ -439,13 +442,12 @@ def read_inputs(
             violations[name] = [Violation(name, "*", f"table missing (no folder {folder})", 0)]
             continue
         table_format = detect_format(folder) if fmt == "auto" else fmt
-        violations[name] = file_violations(name, folder, table_format)
+        violations[name], footer = file_violations(name, folder, table_format)
         if violations[name]:
             continue
-        schema = footer_schema(CONTRACT[name], folder) if table_format == "parquet" else None
         table, violations[name] = _read_table(
             CONTRACT[name],
-            read_raw(spark, folder, table_format, schema),
+            read_raw(spark, folder, table_format, footer_schema(CONTRACT[name], footer)),
             table_format == "csv",
             (mapped_codes or {}).get(name, {}),
         )
