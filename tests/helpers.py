@@ -7,6 +7,7 @@ import socket
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
@@ -79,6 +80,17 @@ def assert_same_rows(actual: DataFrame, expected: DataFrame) -> None:
     got, want = Counter(actual.collect()), Counter(expected.collect())
     assert got == want, (
         f"only in actual: {list((got - want).elements())[:5]}; only in expected: {list((want - got).elements())[:5]}"
+    )
+
+
+def assert_same_arrow_rows(actual: pa.Table, expected: pa.Table, label: str = "") -> None:
+    """`assert_same_rows` for tables read with delta-rs (no Spark job per table): the same
+    column names and Arrow types and the same rows in any order, exactly."""
+    assert actual.schema == expected.schema, label
+    got, want = (Counter(tuple(row.values()) for row in table.to_pylist()) for table in (actual, expected))
+    assert got == want, (
+        f"{label}: only in actual: {list((got - want).elements())[:5]}; "
+        f"only in expected: {list((want - got).elements())[:5]}"
     )
 
 

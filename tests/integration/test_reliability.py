@@ -196,6 +196,7 @@ def canonical_rows(table) -> list[tuple]:
     return sorted(tuple(str(value) for value in row.values()) for row in table.drop_columns(["run_id"]).to_pylist())
 
 
+@pytest.mark.long
 def test_killed_publication_is_recovered_by_the_next_run(
     spark, settings, local_run, published, tmp_path, caplog, capfd, person_ids
 ):

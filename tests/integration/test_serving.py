@@ -53,6 +53,7 @@ def first_sql_block(markdown: str) -> str:
     return re.search(r"```sql\n(.*?)```", markdown, re.S).group(1)
 
 
+@pytest.mark.long
 def test_the_endpoint_serves_the_last_succeeded_run_to_real_clients_and_nothing_restricted(
     spark, config, local_run, tmp_path
 ):
