@@ -106,7 +106,7 @@ def append(df: DataFrame, path: str | Path, run_id: str) -> None:
 
 
 def _log_files(spark: SparkSession, path: str | Path):
-    log_dir = spark._jvm.org.apache.hadoop.fs.Path(f"{path}/{_DELTA_LOG}")
+    log_dir = getattr(spark._jvm, "org.apache.hadoop.fs.Path")(f"{path}/{_DELTA_LOG}")
     return log_dir.getFileSystem(spark._jsc.hadoopConfiguration()), log_dir
 
 
@@ -115,7 +115,7 @@ def _versions(spark: SparkSession, path: str | Path) -> list[int]:
     fs, log_dir = _log_files(spark, path)
     if not fs.exists(log_dir):
         return []
-    pattern = spark._jvm.org.apache.hadoop.fs.Path(log_dir, "*.json")
+    pattern = getattr(spark._jvm, "org.apache.hadoop.fs.Path")(log_dir, "*.json")
     return sorted(int(status.getPath().getName().split(".")[0]) for status in fs.globStatus(pattern) or [])
 
 
@@ -126,9 +126,9 @@ def existing_version(spark: SparkSession, path: str | Path) -> int | None:
 
 def _commit_info(spark: SparkSession, path: str | Path, version: int) -> dict:
     fs, log_dir = _log_files(spark, path)
-    stream = fs.open(spark._jvm.org.apache.hadoop.fs.Path(log_dir, f"{version:020d}.json"))
+    stream = fs.open(getattr(spark._jvm, "org.apache.hadoop.fs.Path")(log_dir, f"{version:020d}.json"))
     try:
-        text = spark._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        text = getattr(spark._jvm, "org.apache.commons.io.IOUtils").toString(stream, "UTF-8")
     finally:
         stream.close()
     actions = (json.loads(line) for line in text.splitlines() if line.strip())
