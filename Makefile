@@ -17,13 +17,15 @@ CONFIG ?= conf
 
 setup: $(VENV)/.installed $(JARS_DIR)/.fetched
 
-# pip byte-compiles every installed module one by one (≈45 s of a ≈100 s install);
-# compileall does it on every core (≈20 s). Compiled now, no test process compiles them.
+# uv installs the pinned set in parallel and byte-compiles it on every core: 83 s against
+# 116 s for pip from a warm cache (pip compiles module by module). The venv keeps pip
+# (`make dist` builds the wheel with it). Compiled now, no test process compiles them.
+UV_VERSION := 0.13.9
 $(VENV)/.installed: requirements.txt setup.py
 	$(PYTHON_BIN) -m venv $(VENV)
-	$(PY) -m pip install --quiet --no-compile -r requirements.txt
-	$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --compile-bytecode -r requirements.txt
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
 	touch $@
 
 # Delta's jars are not in the pip wheel; fetch them once with Maven so no run needs Ivy.
