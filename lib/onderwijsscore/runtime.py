@@ -93,9 +93,9 @@ class _KeptMembers(JavaClass):
         return member
 
 
-def pin_jvm_classes(spark: SparkSession) -> None:
-    """Resolve `PINNED_JVM_CLASSES` once, as attributes of the session's JVM view (by simple
-    and by full name), keeping their methods.
+def pin_jvm_classes(spark: SparkSession, names: Iterable[str] = PINNED_JVM_CLASSES) -> None:
+    """Resolve the classes `names` (default `PINNED_JVM_CLASSES`) once, as attributes of the
+    session's JVM view (by simple and by full name), keeping their methods.
 
     py4j resolves a name on the JVM view afresh on every access, and a simple name first as
     a class of the default package, then in `java.lang` and in each of PySpark's star
@@ -103,8 +103,10 @@ def pin_jvm_classes(spark: SparkSession) -> None:
     small data. A pinned name is found in Python, with no round trip.
     """
     jvm = spark.sparkContext._jvm
-    for name in PINNED_JVM_CLASSES:
-        getattr(jvm, name)  # the class exists (py4j answers a package for an unknown name)
+    for name in names:
+        # py4j answers an unknown name with a package, which would fail only when called.
+        if not isinstance(getattr(jvm, name), JavaClass):
+            raise RuntimeError(f"no JVM class {name} on the driver's class path")
         java_class = _KeptMembers(name, jvm._gateway_client)
         setattr(jvm, name, java_class)
         setattr(jvm, name.rsplit(".", 1)[1], java_class)

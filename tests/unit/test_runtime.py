@@ -1,8 +1,9 @@
 """The session factory's py4j shortcut: PySpark's per-call JVM classes are resolved once."""
 
+import pytest
 from pyspark.sql import functions as F
 
-from onderwijsscore.runtime import PINNED_JVM_CLASSES
+from onderwijsscore.runtime import PINNED_JVM_CLASSES, pin_jvm_classes
 
 
 def test_pinned_classes_reach_the_jvm_with_the_call_alone(spark):
@@ -26,3 +27,9 @@ def test_pinned_classes_reach_the_jvm_with_the_call_alone(spark):
     # Calls only ("c"): no reflection ("r": class or member lookups); py4j may interleave
     # releases of collected objects ("m").
     assert [kind for kind in sent if kind != "m"] == ["c", "c"]
+
+
+def test_a_class_missing_from_the_class_path_is_named_not_pinned(spark):
+    with pytest.raises(RuntimeError, match="no JVM class org.apache.spark.sql.NoSuchClass on the driver's class path"):
+        pin_jvm_classes(spark, ["org.apache.spark.sql.NoSuchClass"])
+    assert "NoSuchClass" not in vars(spark.sparkContext._jvm)
