@@ -44,9 +44,6 @@ from onderwijsscore.disclosure import (
 )
 from onderwijsscore.errors import PipelineError, describe
 from onderwijsscore.models import ScoreModel, mapped_register_codes
-from onderwijsscore.quality.expectations import raise_if_failed
-from onderwijsscore.quality.inputs import check_inputs
-from onderwijsscore.quality.outputs import check_outputs, tie_warnings
 from onderwijsscore.run_record import RunRecord, input_fingerprint
 from onderwijsscore.runtime import concurrently, materialize, releasing, stage
 from onderwijsscore.scenarios import ScenarioGrid
@@ -178,6 +175,15 @@ def run(spark: SparkSession, settings: Settings, run_settings: RunSettings) -> R
     return record
 
 
+def _gates():
+    """The gates' functions: (check_inputs, check_outputs, tie_warnings, raise_if_failed)."""
+    from onderwijsscore.quality.expectations import raise_if_failed
+    from onderwijsscore.quality.inputs import check_inputs
+    from onderwijsscore.quality.outputs import check_outputs, tie_warnings
+
+    return check_inputs, check_outputs, tie_warnings, raise_if_failed
+
+
 def compute(
     spark: SparkSession, settings: Settings, run_settings: RunSettings, inputs: contract.Inputs, record: RunRecord
 ) -> list[publication.Output]:
@@ -193,8 +199,13 @@ def compute(
         for table in ("pro_amounts", "pro_board_amounts")
     ]
 
-    with stage("register facts"):
-        facts = materialize(student_facts(frames, models, scoring_rules, years))
+    # great_expectations takes seconds to import: the gates load beside the register facts'
+    # Spark job, and a run refused or stopped before (lease, year pairs, contract) never loads them.
+    with ThreadPoolExecutor(max_workers=1) as loader:
+        loading = loader.submit(_gates)
+        with stage("register facts"):
+            facts = materialize(student_facts(frames, models, scoring_rules, years))
+    check_inputs, check_outputs, tie_warnings, raise_if_failed = loading.result()
     with stage("education count table") as counts:
         education = education_counts(facts, scoring_rules.education_model, run_settings.pipeline.seed).toArrow()
         counts["rows"] = education.num_rows

@@ -3,6 +3,8 @@ table, column, rule and count, and neither message nor JSON report quotes an id.
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from decimal import Decimal
 
@@ -314,3 +316,11 @@ def test_configuration_is_validated(config, section, override, key):
     broken = with_quality(config, section, override)
     with pytest.raises(ConfigFileError, match=key):
         Settings.from_config(broken)
+
+
+def test_the_pipeline_loads_great_expectations_only_when_it_gates():
+    # great_expectations takes seconds to import: a run refused before its gates (the lease,
+    # stale year pairs, the input contract) must not pay them.
+    probe = "import sys, onderwijsscore.pipeline; print('great_expectations' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "False"
