@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from onderwijsscore import __version__
 
@@ -111,4 +113,7 @@ class RunRecord:
             error,
             as_json(self.warnings),
         )
-        return spark.createDataFrame([row], RUNS_SCHEMA)
+        # From Arrow, decoded in the JVM: a list of rows would be a Python RDD, whose scan
+        # starts a Python worker on an executor (executors need no Python, README).
+        table = pa.Table.from_pylist([dict(zip(RUNS_SCHEMA.names, row, strict=True))], to_arrow_schema(RUNS_SCHEMA))
+        return spark.createDataFrame(table, RUNS_SCHEMA)

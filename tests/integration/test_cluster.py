@@ -1,6 +1,7 @@
 """The pipeline submitted to a real Spark standalone cluster (a master and two workers on
 127.0.0.1, started with spark-class from the installed pyspark) for one teldatum year
-gives the same outputs as that year's slices of the local two-year run."""
+gives the same outputs as that year's slices of the local two-year run, with no Python
+on the executors."""
 
 import json
 import os
@@ -136,6 +137,11 @@ def test_cluster_run_matches_local_run(config, settings, sample_input, standalon
         "spark.sql.shuffle.partitions=4",
         "--conf",
         "spark.ui.enabled=false",
+        # No Python on the executors (README): a Python worker there would fail to start.
+        "--conf",
+        "spark.pyspark.python=/nonexistent/python3",
+        "--conf",
+        f"spark.pyspark.driver.python={sys.executable}",
         # The JVM options of the test session (quick compilation for tiny data); Spark's
         # own settings stay the cluster defaults.
         "--driver-java-options",
