@@ -203,7 +203,8 @@ _COMMIT_TAG = "spark.databricks.delta.commitInfo.userMetadata"
 
 
 def _succeeded(spark: SparkSession, runs_path: Path, run_id: str) -> bool:
-    if not (runs_path / "_delta_log").is_dir():
+    # No commit yet: no table, or a first write that failed after creating its log folder.
+    if delta_io.existing_version(spark, runs_path) is None:
         return False
     runs = delta_io.read_table(spark, runs_path)
     return runs.where((F.col("run_id") == run_id) & (F.col("status") == "succeeded")).limit(1).count() > 0
