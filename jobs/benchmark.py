@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from onderwijsscore.benchmark import TreeMemorySampler, report, stage_timings, student_years, summarise
+from onderwijsscore.benchmark import TreeSampler, cpu_report, report, stage_timings, student_years, summarise
 
 
 def main(argv=None) -> int:
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     log_lines = []
     with (
         subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process,
-        TreeMemorySampler(process.pid) as memory,
+        TreeSampler(process.pid) as sampler,
     ):
         for line in process.stderr:
             sys.stderr.write(line)
@@ -54,12 +54,13 @@ def main(argv=None) -> int:
     wall = time.monotonic() - started
     print(
         f"== benchmark: exit {process.returncode}, wall time {wall / 60:.1f} min, "
-        f"peak memory: driver JVM {memory.peak_largest / 2**30:.2f} GiB, "
-        f"all processes {memory.peak_total / 2**30:.2f} GiB"
+        f"peak memory: driver JVM {sampler.peak_largest / 2**30:.2f} GiB, "
+        f"all processes {sampler.peak_total / 2**30:.2f} GiB"
     )
     population = student_years(log_lines)
     if population:
         print(f"student-years {population}: {wall / population * 1e6:.1f} s per million")
+    print(cpu_report(sampler.cpu_seconds(), wall))
     print(stage_timings(log_lines))
     logs = sorted((p for p in events.iterdir() if p.is_file()), key=lambda path: path.stat().st_mtime)
     if logs:

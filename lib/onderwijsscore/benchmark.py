@@ -1,35 +1,49 @@
-"""Benchmark measurements (`make bench`, jobs/benchmark.py): peak memory of a process
-tree, the pipeline's stage timings from its log, and a summary of the Spark event log
-(jobs, stages, run time and shuffle bytes per stage, and the time no job ran: the
-driver alone planning, committing or waiting).
+"""Benchmark measurements (`make bench`, jobs/benchmark.py): peak memory and CPU time of a
+process tree (the JVM's by thread group), the pipeline's stage timings from its log, and
+a summary of the Spark event log (jobs, stages, run time and shuffle bytes per stage, and
+the time no job ran: the driver alone planning, committing or waiting).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PAGE_SIZE = 4096
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 STAGE_DONE = re.compile(r"stage (?P<name>.+?): done in (?P<seconds>[0-9.]+)s")
 POPULATIONS = re.compile(r"stage populations: done in [0-9.]+s \((?P<counts>.*)\)")
 COUNT = re.compile(r"=(\d+)")
 
 
-class TreeMemorySampler:
-    """Samples the resident memory of a process and all its descendants (Linux /proc)
-    every `interval` seconds: the peak of the largest process (the driver JVM) and of the
-    sum over the tree."""
+# JVM threads by what they do, from their names (Linux keeps a thread name's first 15 characters).
+JVM_THREAD_GROUPS = (
+    ("Spark tasks", ("Executor task",)),
+    ("JIT compilers", ("C1 Compiler", "C2 Compiler")),
+    ("garbage collector", ("GC Thread", "G1 ")),
+    # py4j runs each call from Python on a thread of this name: planning, code generation, commits.
+    ("calls from Python", ("Thread-",)),
+)
+
+
+class TreeSampler:
+    """Samples a process and all its descendants (Linux /proc) every `interval` seconds:
+    the peak resident memory of the largest process (the driver JVM) and of the sum over
+    the tree, and the CPU time of each process and of each JVM thread group."""
 
     def __init__(self, pid: int, interval: float = 0.5):
         self.pid, self.interval = pid, interval
         self.peak_largest = self.peak_total = 0
+        self._process_cpu: dict[int, tuple[str, float]] = {}  # pid -> (name, CPU s)
+        self._thread_cpu: dict[tuple[int, int], tuple[str, float]] = {}  # (pid, tid) -> (name, CPU s)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> TreeMemorySampler:
+    def __enter__(self) -> TreeSampler:
         self._thread.start()
         return self
 
@@ -39,10 +53,55 @@ class TreeMemorySampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            sizes = [_rss_bytes(pid) for pid in _tree(self.pid)]
+            pids = _tree(self.pid)
+            sizes = [_rss_bytes(pid) for pid in pids]
             if sizes:
                 self.peak_largest = max(self.peak_largest, max(sizes))
                 self.peak_total = max(self.peak_total, sum(sizes))
+            for pid in pids:
+                if (process := _cpu(Path(f"/proc/{pid}/stat"))) is None:
+                    continue
+                self._process_cpu[pid] = process
+                if process[0] == "java":
+                    for task in _tasks(pid):
+                        if (thread := _cpu(task / "stat")) is not None:
+                            self._thread_cpu[(pid, int(task.name))] = thread
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds as last sampled: every process of the tree ("all processes"), the JVMs
+        ("JVM") with their thread groups (`JVM_THREAD_GROUPS`; "other JVM threads" has the rest,
+        threads that ended included), and the other processes ("Python and the rest")."""
+        jvm = sum(cpu for name, cpu in self._process_cpu.values() if name == "java")
+        total = sum(cpu for _, cpu in self._process_cpu.values())
+        groups = {group: 0.0 for group, _ in JVM_THREAD_GROUPS}
+        for name, cpu in self._thread_cpu.values():
+            if (group := jvm_thread_group(name)) is not None:
+                groups[group] += cpu
+        groups["other JVM threads"] = max(jvm - sum(groups.values()), 0.0)
+        return {"all processes": total, "JVM": jvm, **groups, "Python and the rest": total - jvm}
+
+
+def jvm_thread_group(name: str) -> str | None:
+    """The `JVM_THREAD_GROUPS` group of a JVM thread's (truncated) name; None: another thread."""
+    return next((group for group, prefixes in JVM_THREAD_GROUPS if name.startswith(prefixes)), None)
+
+
+def _tasks(pid: int) -> list[Path]:
+    try:
+        return list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+
+
+def _cpu(stat: Path) -> tuple[str, float] | None:
+    """(name, user + system CPU seconds) of a process or thread; None once it is gone."""
+    try:
+        text = stat.read_text()
+    except OSError:
+        return None
+    name = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text[text.rindex(")") + 2 :].split()
+    return name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def _children(pid: int) -> list[int]:
@@ -69,6 +128,17 @@ def _rss_bytes(pid: int) -> int:
         return 0
 
 
+def cpu_report(cpu_seconds: dict[str, float], wall_seconds: float) -> str:
+    """`TreeSampler.cpu_seconds` as a table: each figure's seconds and share of all processes'."""
+    total = cpu_seconds["all processes"]
+    lines = [f"CPU time (sampled from /proc): {total:.1f} s, {total / wall_seconds:.2f} cores busy on average"]
+    for name, seconds in cpu_seconds.items():
+        if name != "all processes":
+            label = name if name in ("JVM", "Python and the rest") else f"  {name}"
+            lines.append(f"{seconds:>8.1f} s {seconds / total if total else 0:>4.0%}  {label}")
+    return "\n".join(lines)
+
+
 def student_years(log_lines: list[str]) -> int:
     """The population students summed over models and teldatum years (the populations stage's counts)."""
     return sum(
@@ -92,6 +162,7 @@ class StageMetrics:
     shuffle_read_bytes: int = 0
     shuffle_write_bytes: int = 0
     run_time_ms: int = 0
+    cpu_time_ns: int = 0
     gc_time_ms: int = 0
     spilled_bytes: int = 0  # memory and disk bytes spilled
 
@@ -174,6 +245,7 @@ def summarise(event_log: Path) -> EventLogSummary:
                 metrics = event["Task Metrics"]
                 stage.tasks += 1
                 stage.run_time_ms += metrics.get("Executor Run Time", 0)
+                stage.cpu_time_ns += metrics.get("Executor CPU Time", 0)
                 stage.gc_time_ms += metrics.get("JVM GC Time", 0)
                 stage.spilled_bytes += metrics.get("Memory Bytes Spilled", 0) + metrics.get("Disk Bytes Spilled", 0)
                 read = metrics.get("Shuffle Read Metrics", {})
@@ -204,7 +276,8 @@ def report(summary: EventLogSummary, top: int = 15) -> str:
         [
             f"Spark jobs: {summary.jobs}",
             f"Spark stages: {len(stages)}",
-            f"task run time, all stages: {sum(s.run_time_ms for s in stages) / 60000:.1f} min",
+            f"task run time, all stages: {sum(s.run_time_ms for s in stages) / 60000:.1f} min, "
+            f"of which on a CPU: {sum(s.cpu_time_ns for s in stages) / 6e10:.1f} min",
             f"shuffle written, all stages: {summary.shuffle_write_bytes / 2**20:.1f} MiB",
             f"no Spark job running for 2 s or more: {sum(s for s, _ in gaps):.1f} s in {len(gaps)} gaps; "
             "longest (seconds, the stage whose job ended it):",
