@@ -1,4 +1,5 @@
-"""The benchmark's event-log summary (lib/onderwijsscore/benchmark.py), on a hand-written event log."""
+"""The benchmark's measurements (lib/onderwijsscore/benchmark.py): the event-log summary on a hand-written
+event log, the process-tree sampler on real processes, and the reports."""
 
 import json
 import subprocess
