@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_type
@@ -355,10 +355,15 @@ class _Table:
     def rows_sharing_a_key(self, hashed: bool) -> DataFrame:
         """One row: the table's name and the rows whose key another row has too. `hashed`
         compares 64-bit hashes of the keys (a small shuffle); it can only overcount, by a
-        collision, so a non-zero result is counted again on the keys themselves."""
+        collision, so a non-zero result is counted again on the keys themselves.
+
+        The rows are counted per key by sorting (a window), not in a hash aggregation: the
+        keys are almost all distinct, so an aggregation's partial step saves nothing and its
+        two hash maps cost more than one sort (docs/benchmarks.md, "Round twelve")."""
         keys = [self.typed[name] for name in self.definition.key]
-        grouped = self.raw.groupBy(F.xxhash64(*keys) if hashed else F.struct(*keys)).count()
-        shared = grouped.where("count > 1").agg(F.coalesce(F.sum("count"), F.lit(0)).alias("shared"))
+        per_key = Window.partitionBy(F.xxhash64(*keys) if hashed else F.struct(*keys))
+        rows_with_key = self.raw.select(F.count(F.lit(1)).over(per_key).alias("rows_with_key"))
+        shared = rows_with_key.agg(F.count_if(F.col("rows_with_key") > 1).alias("shared"))
         return shared.select(F.lit(self.definition.name).alias("table"), "shared")
 
 

@@ -118,12 +118,15 @@ def test_missing_column_is_named(spark, valid_input, tmp_path):
 
 
 def test_duplicate_key_counts_every_row_sharing_it(spark, valid_input, tmp_path):
-    duplicated = VALID_ROWS["enrolment"] + [(2020, f"{ID}s1", "v1", "vmbo_gt", 4, True)]
+    # s1's key on three rows, s2's on two, and s2 once more in 2019 (another key)
+    others = [(2020, f"{ID}s1", "v1", "vmbo_gt", 4, True), (2020, f"{ID}s1", "v2", "pro", 1, True)]
+    others += [(2020, f"{ID}s2", "v2", "pro", 2, True), (2019, f"{ID}s2", "v1", "pro", 1, True)]
+    duplicated = VALID_ROWS["enrolment"] + others
     violations, message = errors_for(spark, valid_input, tmp_path, rows={"enrolment": duplicated})
     assert [(v.table, v.column, v.rule, v.rows) for v in violations] == [
-        ("enrolment", "year,student_id", "key not unique (rows sharing a key)", 2)
+        ("enrolment", "year,student_id", "key not unique (rows sharing a key)", 5)
     ]
-    assert "(2 rows)" in message
+    assert "(5 rows)" in message
 
 
 def test_null_id_unknown_code_and_range(spark, valid_input, tmp_path):
