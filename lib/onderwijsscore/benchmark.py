@@ -12,6 +12,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 PAGE_SIZE = 4096
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -53,19 +54,17 @@ class TreeSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            pids = _tree(self.pid)
-            sizes = [_rss_bytes(pid) for pid in pids]
+            processes = {pid: stat for pid in _tree(self.pid) if (stat := _stat(Path(f"/proc/{pid}/stat")))}
+            sizes = [stat.rss_bytes for stat in processes.values()]
             if sizes:
                 self.peak_largest = max(self.peak_largest, max(sizes))
                 self.peak_total = max(self.peak_total, sum(sizes))
-            for pid in pids:
-                if (process := _cpu(Path(f"/proc/{pid}/stat"))) is None:
-                    continue
-                self._process_cpu[pid] = process
-                if process[0] == "java":
+            for pid, stat in processes.items():
+                self._process_cpu[pid] = (stat.name, stat.cpu_seconds)
+                if stat.name == "java":
                     for task in _tasks(pid):
-                        if (thread := _cpu(task / "stat")) is not None:
-                            self._thread_cpu[(pid, int(task.name))] = thread
+                        if thread := _stat(task / "stat"):
+                            self._thread_cpu[(pid, int(task.name))] = (thread.name, thread.cpu_seconds)
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU seconds as last sampled: every process of the tree ("all processes"), the JVMs
@@ -93,15 +92,21 @@ def _tasks(pid: int) -> list[Path]:
         return []
 
 
-def _cpu(stat: Path) -> tuple[str, float] | None:
-    """(name, user + system CPU seconds) of a process or thread; None once it is gone."""
+class _Stat(NamedTuple):
+    name: str
+    cpu_seconds: float  # user + system
+    rss_bytes: int  # resident memory (a thread's is its process's)
+
+
+def _stat(path: Path) -> _Stat | None:
+    """A process's or thread's `stat` file (proc(5)); None once it is gone."""
     try:
-        text = stat.read_text()
+        text = path.read_text()
     except OSError:
         return None
     name = text[text.index("(") + 1 : text.rindex(")")]
-    fields = text[text.rindex(")") + 2 :].split()
-    return name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    fields = text[text.rindex(")") + 2 :].split()  # from field 3, state
+    return _Stat(name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[21]) * PAGE_SIZE)
 
 
 def _children(pid: int) -> list[int]:
@@ -119,13 +124,6 @@ def _tree(pid: int) -> list[int]:
         pids.append(current)
         queue.extend(_children(current))
     return pids
-
-
-def _rss_bytes(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
-    except (OSError, IndexError):
-        return 0
 
 
 def cpu_report(cpu_seconds: dict[str, float], wall_seconds: float) -> str:

@@ -102,7 +102,7 @@ def test_student_years_sum_the_population_counts():
     assert student_years(lines) == 197644 + 28161
 
 
-def test_the_sampler_counts_the_cpu_time_of_a_process_and_its_children():
+def test_the_sampler_counts_the_cpu_time_and_memory_of_a_process_and_its_children():
     burn = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass"
     parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}]); exec({burn!r})"
     with subprocess.Popen([sys.executable, "-c", parent]) as process, TreeSampler(process.pid, 0.05) as sampler:
@@ -112,6 +112,8 @@ def test_the_sampler_counts_the_cpu_time_of_a_process_and_its_children():
     assert cpu["all processes"] > 1.0
     assert cpu["Python and the rest"] == cpu["all processes"]
     assert cpu["JVM"] == cpu["Spark tasks"] == cpu["other JVM threads"] == 0
+    # Two Python interpreters, each several MiB resident; the largest is one of them.
+    assert 2**20 < sampler.peak_largest < sampler.peak_total
 
 
 def test_jvm_threads_are_grouped_by_their_names_as_linux_truncates_them():
