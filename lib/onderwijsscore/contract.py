@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import reduce
+from operator import add
 from pathlib import Path
 
 import pyarrow as pa
@@ -345,23 +346,42 @@ class _Table:
         """The canonical frame: lazy, a scan of the input (cheaper to read again than to keep)."""
         return self.raw.select(*[value.alias(name) for name, value in self.typed.items()])
 
-    def rule_counts(self) -> DataFrame:
-        """One row: the table's name, its rows and the rows breaking each check."""
-        counts = [F.count(F.lit(1)), *[F.count_if(F.coalesce(check.broken, F.lit(False))) for check in self.checks]]
-        return self.raw.agg(F.array(*counts).alias("counts")).select(
-            F.lit(self.definition.name).alias("table"), "counts"
-        )
+    def checked(self) -> DataFrame:
+        """One row: the table's name, its rows and the rows breaking each check (`counts`),
+        and the rows whose key another row has too (`shared`), from one scan of the table.
 
-    def rows_sharing_a_key(self, hashed: bool) -> DataFrame:
-        """One row: the table's name and the rows whose key another row has too. `hashed`
-        compares 64-bit hashes of the keys (a small shuffle); it can only overcount, by a
-        collision, so a non-zero result is counted again on the keys themselves.
-
+        The key is compared by its 64-bit hash, so `shared` can only overcount, by a
+        collision: a non-zero result is counted again on the keys (`rows_sharing_a_key`).
         The rows are counted per key by sorting (a window), not in a hash aggregation: the
         keys are almost all distinct, so an aggregation's partial step saves nothing and its
-        two hash maps cost more than one sort (docs/benchmarks.md, "Round twelve")."""
+        two hash maps cost more than one sort (docs/benchmarks.md, "Round twelve"). Each
+        row's broken checks travel through the window's shuffle as the bits of one long, so
+        the columns are read and decoded once for the rules and the key ("Round thirteen").
+        """
+        broken = [F.coalesce(check.broken, F.lit(False)) for check in self.checks]
+        if not self.definition.key:
+            counts = [F.count(F.lit(1)), *[F.count_if(b) for b in broken]]
+            return self.raw.agg(F.array(*counts).alias("counts")).select(
+                F.lit(self.definition.name).alias("table"), "counts", F.lit(0).cast("long").alias("shared")
+            )
+        # One bit per check; a contract table has a handful of columns, far below 63 checks.
+        bits = [F.when(b, F.lit(1 << bit)).otherwise(F.lit(0)).cast("long") for bit, b in enumerate(broken)]
+        mask = reduce(add, bits, F.lit(0).cast("long"))
         keys = [self.typed[name] for name in self.definition.key]
-        per_key = Window.partitionBy(F.xxhash64(*keys) if hashed else F.struct(*keys))
+        rows = self.raw.select(
+            F.count(F.lit(1)).over(Window.partitionBy(F.xxhash64(*keys))).alias("rows_with_key"),
+            mask.alias("broken"),
+        )
+        counts = [F.count_if(F.col("broken").bitwiseAND(F.lit(1 << bit)) != 0) for bit in range(len(broken))]
+        return rows.agg(
+            F.array(F.count(F.lit(1)), *counts).alias("counts"),
+            F.count_if(F.col("rows_with_key") > 1).alias("shared"),
+        ).select(F.lit(self.definition.name).alias("table"), "counts", "shared")
+
+    def rows_sharing_a_key(self) -> DataFrame:
+        """One row: the table's name and the rows whose key another row has too, counted on
+        the keys themselves (after `checked` found a shared key hash)."""
+        per_key = Window.partitionBy(F.struct(*[self.typed[name] for name in self.definition.key]))
         rows_with_key = self.raw.select(F.count(F.lit(1)).over(per_key).alias("rows_with_key"))
         shared = rows_with_key.agg(F.count_if(F.col("rows_with_key") > 1).alias("shared"))
         return shared.select(F.lit(self.definition.name).alias("table"), "shared")
@@ -432,8 +452,8 @@ def read_inputs(
     `mapped_codes` (table -> column -> codes) are register codes that a mapping in conf/
     recodes into the categories: the contract accepts them besides the categories.
 
-    Two queries check every table: one counts each table's rows and rule breaks, one the
-    rows sharing a key (by key hash; recounted on the keys only where that finds any).
+    One query checks every table: each table's rows, rule breaks and rows sharing a key
+    (by key hash; recounted on the keys only where that finds any, a second query).
     The frames returned are lazy scans. `--years` filtering is the caller's: the whole
     input is checked.
     """
@@ -459,15 +479,13 @@ def read_inputs(
         if table is not None:
             read[name] = table
 
-    counts = _collect_rows([table.rule_counts() for table in read.values()], "counts")
-    keyed = [table for table in read.values() if table.definition.key]
-    shared = _collect_rows([table.rows_sharing_a_key(hashed=True) for table in keyed], "shared")
-    recount = [table for table in keyed if shared[table.definition.name]]
-    shared |= _collect_rows([table.rows_sharing_a_key(hashed=False) for table in recount], "shared")
+    checked = _collect_rows([table.checked() for table in read.values()], "counts", "shared")
+    recount = [read[name] for name, (_, shared_hashes) in checked.items() if shared_hashes]
+    shared = {name: n for name, (n,) in _collect_rows([t.rows_sharing_a_key() for t in recount], "shared").items()}
 
     row_counts = {}
     for name, table in read.items():
-        rows, *broken = counts[name]
+        rows, *broken = checked[name][0]
         row_counts[name] = rows
         violations[name] += [
             Violation(name, c.column, c.rule, n) for c, n in zip(table.checks, broken, strict=True) if n
@@ -483,8 +501,8 @@ def read_inputs(
     return Inputs({name: table.frame for name, table in read.items()}, row_counts)
 
 
-def _collect_rows(frames: list[DataFrame], value: str) -> dict:
-    """table -> `value` of one-row frames, collected as one query."""
+def _collect_rows(frames: list[DataFrame], *values: str) -> dict[str, tuple]:
+    """table -> the `values` of one-row frames, collected as one query."""
     if not frames:
         return {}
-    return {row.table: row[value] for row in reduce(DataFrame.unionByName, frames).collect()}
+    return {row.table: tuple(row[value] for value in values) for row in reduce(DataFrame.unionByName, frames).collect()}
