@@ -14,6 +14,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from threadpoolctl import threadpool_limits
 
 from helpers import contract_schema, score_students
 from onderwijsscore.runtime import literal_frame
@@ -196,13 +197,12 @@ def test_imputed_coefficients_equal_an_independent_fit(spark, pro_model, scoring
         assert float(ours[f["student_id"], role]) == pytest.approx(expected, abs=1e-3), (f["student_id"], role)
 
 
-def test_the_fit_does_not_depend_on_the_order_the_count_table_arrives_in(scoring_rules):
-    # Spark's partitioning orders the collected rows; a cluster run must fit the same bits.
-    rng = np.random.default_rng(3)
-    rows = 400
+def random_count_table(rows: int, seed: int) -> pa.Table:
+    """A count table of one (model, year) as `education_counts` collects it: random vectors."""
+    rng = np.random.default_rng(seed)
     features = rng.integers(0, 3, size=(rows, 22)).astype(float) * rng.normal(1, 0.3, size=22)
     labels = [None if i % 9 == 0 else int(rng.integers(0, 4)) for i in range(rows)]
-    table = pa.table(
+    return pa.table(
         {
             "model": ["pro"] * rows,
             "year": [2022] * rows,
@@ -212,13 +212,32 @@ def test_the_fit_does_not_depend_on_the_order_the_count_table_arrives_in(scoring
             "n": rng.integers(1, 20, size=rows),
         }
     )
+
+
+def test_the_fit_does_not_depend_on_the_order_the_count_table_arrives_in(scoring_rules):
+    # Spark's partitioning orders the collected rows; a cluster run must fit the same bits.
+    table = random_count_table(400, seed=3)
     settings = scoring_rules.education_model
     [fitted] = fit_education_models(table, settings, [("pro", 2022)])
-    [shuffled] = fit_education_models(table.take(rng.permutation(rows)), settings, [("pro", 2022)])
+    shuffled_rows = np.random.default_rng(3).permutation(table.num_rows)
+    [shuffled] = fit_education_models(table.take(shuffled_rows), settings, [("pro", 2022)])
     assert fitted.fit.iterations > 5
     assert np.array_equal(fitted.fit.coefficients, shuffled.fit.coefficients)
     assert np.array_equal(fitted.fit.intercepts, shuffled.fit.intercepts)
     assert fitted.metrics == shuffled.metrics
+
+
+def test_the_fit_does_not_depend_on_the_drivers_cores(scoring_rules):
+    # OpenBLAS splits a long sum over its threads, one per core: on a national-size table
+    # their number would change the fit's last bits (docs/benchmarks.md, "Round thirteen").
+    table = random_count_table(150_000, seed=4)
+    settings = replace(scoring_rules.education_model, max_iter=3)
+    fits = []
+    for cores in (1, 2):
+        with threadpool_limits(limits=cores, user_api="blas"):
+            fits += fit_education_models(table, settings, [("pro", 2022)])
+    one, two = (fitted.fit for fitted in fits)
+    assert np.array_equal(one.coefficients, two.coefficients) and np.array_equal(one.intercepts, two.intercepts)
 
 
 # --- Donor choice -------------------------------------------------------------------------

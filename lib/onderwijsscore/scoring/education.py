@@ -17,6 +17,7 @@ import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from threadpoolctl import threadpool_limits
 
 from onderwijsscore.errors import PipelineError
 from onderwijsscore.models import ScoreModel
@@ -196,7 +197,9 @@ def fit_education_models(
     first, so the sums of the fit add up in one order and the fitted parameters are the
     same to the last bit on every engine and cluster layout.
     """
-    models = np.array(table.column("model").to_pylist(), dtype=object)
+    encoded = table.column("model").combine_chunks().dictionary_encode()
+    codes, names = encoded.indices.to_numpy(), np.array(encoded.dictionary.to_pylist(), dtype=object)
+    models, model_code = names[codes], np.argsort(np.argsort(names))[codes]  # model_code: in name order
     years = table.column("year").to_numpy(zero_copy_only=False)
     held_out = np.array(table.column("held_out").to_pylist(), dtype=object)
     labels = table.column("label").to_numpy(zero_copy_only=False)  # NaN: to impute
@@ -205,7 +208,6 @@ def fit_education_models(
     width = len(vectors[0]) if len(vectors) else 0
     features = vectors.flatten().to_numpy(zero_copy_only=False).reshape(len(vectors), width)
     held_out_code = np.select([held_out == True, held_out == False], [2, 1], 0)  # noqa: E712
-    model_code = np.unique(models.astype(str), return_inverse=True)[1] if len(models) else models
     order = np.lexsort((n, *features.T[::-1], np.nan_to_num(labels, nan=-1.0), held_out_code, years, model_code))
     models, years, held_out, labels, n, features = (a[order] for a in (models, years, held_out, labels, n, features))
 
@@ -236,8 +238,11 @@ def fit_education_models(
             logged.update({"feature_vectors": int(fit_rows.sum()), "iterations": fit.iterations})
         return EducationFit(model, year, fit, metrics)
 
-    # numpy releases the interpreter lock in its matrix products: fits side by side use the cores.
-    with ThreadPoolExecutor(max_workers=settings.concurrent_fits) as pool:
+    # numpy releases the interpreter lock in its matrix products: fits side by side use the
+    # cores. Each product runs on one BLAS thread: OpenBLAS splits a long sum over its threads,
+    # so their number (the driver's cores) would change the fit's last bits, and BLAS threads
+    # beside the fit threads only compete (docs/benchmarks.md, "Round thirteen").
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(settings.concurrent_fits) as pool:
         return list(pool.map(fit_group, groups))
 
 
