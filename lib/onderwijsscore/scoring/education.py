@@ -195,7 +195,7 @@ def fit_education_models(
 
     The rows arrive in an order that depends on Spark's partitioning; they are sorted
     first, so the sums of the fit add up in one order and the fitted parameters are the
-    same to the last bit on every engine and cluster layout.
+    same to the last bit on every engine, cluster layout and driver.
     """
     encoded = table.column("model").combine_chunks().dictionary_encode()
     codes, names = encoded.indices.to_numpy(), np.array(encoded.dictionary.to_pylist(), dtype=object)
