@@ -359,19 +359,13 @@ class _Table:
         the columns are read and decoded once for the rules and the key ("Round thirteen").
         """
         broken = [F.coalesce(check.broken, F.lit(False)) for check in self.checks]
-        if not self.definition.key:
-            counts = [F.count(F.lit(1)), *[F.count_if(b) for b in broken]]
-            return self.raw.agg(F.array(*counts).alias("counts")).select(
-                F.lit(self.definition.name).alias("table"), "counts", F.lit(0).cast("long").alias("shared")
-            )
         # One bit per check; a contract table has a handful of columns, far below 63 checks.
         bits = [F.when(b, F.lit(1 << bit)).otherwise(F.lit(0)).cast("long") for bit, b in enumerate(broken)]
         mask = reduce(add, bits, F.lit(0).cast("long"))
         keys = [self.typed[name] for name in self.definition.key]
-        rows = self.raw.select(
-            F.count(F.lit(1)).over(Window.partitionBy(F.xxhash64(*keys))).alias("rows_with_key"),
-            mask.alias("broken"),
-        )
+        # A table without a key has no shared keys, and no shuffle.
+        rows_with_key = F.count(F.lit(1)).over(Window.partitionBy(F.xxhash64(*keys))) if keys else F.lit(1)
+        rows = self.raw.select(rows_with_key.alias("rows_with_key"), mask.alias("broken"))
         counts = [F.count_if(F.col("broken").bitwiseAND(F.lit(1 << bit)) != 0) for bit in range(len(broken))]
         return rows.agg(
             F.array(F.count(F.lit(1)), *counts).alias("counts"),
