@@ -53,7 +53,7 @@ def main(argv=None) -> int:
             log_lines.append(line)
     wall = time.monotonic() - started
     print(
-        f"== benchmark: exit {process.returncode}, wall time {wall / 60:.1f} min, "
+        f"== benchmark: exit {process.returncode}, wall time {wall / 60:.1f} min ({wall:.1f} s), "
         f"peak memory: driver JVM {sampler.peak_largest / 2**30:.2f} GiB, "
         f"all processes {sampler.peak_total / 2**30:.2f} GiB"
     )
